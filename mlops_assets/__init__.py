@@ -1,0 +1,1 @@
+"""The whole machine-learning lifecycle as Dagster software-defined assets."""

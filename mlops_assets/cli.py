@@ -1,0 +1,297 @@
+"""The ``mlops`` command: the platform headless, from a terminal or a CI job."""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mlops_assets import settings
+
+
+def _instance(lay: settings.Layout):
+    """The persistent Dagster instance under the home (the one `dagster dev` shows with the same DAGSTER_HOME)."""
+    from dagster import DagsterInstance
+
+    os.environ.setdefault("DAGSTER_HOME", str(lay.dagster_home))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    return DagsterInstance.get()
+
+
+def _resources(lay: settings.Layout) -> dict:
+    from mlops_assets.definitions import build_resources
+
+    return build_resources(lay)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mlops_assets.definitions import build_definitions
+    from mlops_assets.loop import run_demo
+    from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
+
+    lay = settings.layout()
+    started = time.monotonic()
+    print(f"MLOPS_HOME={lay.home}")
+    gateway = GatewayThread(GatewayConfig.from_env(port=args.port)).start()
+    os.environ["MLOPS_GATEWAY_URL"] = gateway.url
+    print(f"serving gateway on {gateway.url}")
+    try:
+        with _instance(lay) as instance:
+            summary = run_demo(lambda: build_definitions(lay), instance, lay, gateway_url=gateway.url,
+                               baseline_batches=args.batches, drift_batches=args.drift_batches, rows=args.rows,
+                               drift=args.drift, traffic_rows=args.traffic, seed=args.seed)
+    finally:
+        gateway.stop()
+    print("\nsummary")
+    print(f"  runs: {len(summary.runs)} ({len(summary.failed_runs)} failed)")
+    print(f"  dataset versions: {', '.join(summary.datasets)}")
+    print(f"  drift detected on served traffic: {'yes' if summary.drift_detected else 'no'}")
+    print(f"  champion: v{summary.champion} trained on dataset {summary.champion_dataset}")
+    print(f"  took {time.monotonic() - started:.0f}s; open the UI with `mlops up` to see every stage")
+    return 0 if summary.champion and not summary.failed_runs else 1
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """`dagster dev` (webserver + daemon) and the gateway, together, until Ctrl-C."""
+    lay = settings.layout()
+    env = {**os.environ, "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", str(lay.dagster_home)),
+           "MLOPS_HOME": str(lay.home), "MLOPS_GATEWAY_URL": f"http://{args.host}:{args.gateway_port}"}
+    workspace = Path(args.workspace).resolve()
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "mlops_assets.cli", "serve", "--host", args.host,
+                          "--port", str(args.gateway_port)], env=env),
+        subprocess.Popen([shutil.which("dagster") or "dagster", "dev", "-w", str(workspace), "-h", args.host,
+                          "-p", str(args.port)], env=env, cwd=workspace.parent),
+    ]
+    print(f"Dagster UI on http://{args.host}:{args.port}, gateway on http://{args.host}:{args.gateway_port}")
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return max((p.returncode or 0) for p in procs)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mlops_assets.serving.gateway import GatewayConfig, run_gateway
+
+    run_gateway(GatewayConfig.from_env(host=args.host, port=args.port))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from mlops_assets.core.demo import write_batches
+
+    lay = settings.layout()
+    written = write_batches(lay.landing, batches=args.batches, rows=args.rows, drift=args.drift, seed=args.seed)
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from mlops_assets.definitions import build_definitions
+    from mlops_assets.runner import Runner
+
+    lay = settings.layout()
+    for src in args.paths:
+        src_path = Path(src)
+        if not src_path.is_file():
+            print(f"error: {src} is not a file", file=sys.stderr)
+            return 2
+        tmp = lay.landing / f".{src_path.name}.tmp"
+        shutil.copyfile(src_path, tmp)
+        tmp.replace(lay.landing / src_path.name)
+    if args.paths:
+        time.sleep(float(os.environ.get("MLOPS_SETTLE_SECONDS", "1.0")) + 0.1)
+    defs = build_definitions(lay)
+    store = defs.resources["store"]
+    before = {r["quarantined_as"] for r in store.quarantine_reports()}
+    with _instance(lay) as instance:
+        tick = Runner(defs, instance, lay.io / "sensor_cursors.json").tick("new_data_sensor")
+    bad = 0
+    for run in tick.runs:
+        source = run.tags.get("mlops/source_file", run.partition)
+        if run.success:
+            record = store.batch_record(run.partition)
+            print(f"accepted    {source}: partition {run.partition}, {record['rows']} rows, sha256 {record['sha256']}")
+        else:
+            bad += 1
+            print(f"quarantined {source}: see the report in {lay.quarantine}")
+    for report in store.quarantine_reports():
+        if report["quarantined_as"] not in before:
+            if not any(r.tags.get("mlops/source_file") == report["file"] for r in tick.runs):
+                bad += 1
+            print(f"  {report['file']}: {report['reason']}")
+    if not tick.runs and not bad:
+        print(tick.skip_message or "nothing to ingest")
+    return 1 if bad else 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    lay = settings.layout()
+    store = _resources(lay)["store"]
+    if args.data_cmd == "versions":
+        rows = [{"id": m["id"], "created": m["created"], "batches": len(m["batches"]), "rows": m["rows"],
+                 "schema_hash": m["schema_hash"]} for m in store.manifests()]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for r in rows:
+                print(f"{r['id']}  {r['created']}  {r['batches']:>4} batches  {r['rows']:>9} rows")
+        return 0
+    if args.data_cmd == "checkout":
+        written = store.checkout(args.version, Path(args.dir))
+        print(f"wrote {len(written)} batches of dataset {args.version} to {args.dir} (verified by sha256)")
+        return 0
+    a, b = store.load_manifest(args.a), store.load_manifest(args.b)
+    for name, m in ((args.a, a), (args.b, b)):
+        if m is None:
+            print(f"error: dataset version {name} does not exist (see `mlops data versions`)", file=sys.stderr)
+            return 2
+    ba = {x["partition"]: x for x in a["batches"]}
+    bb = {x["partition"]: x for x in b["batches"]}
+    print(f"{args.a} -> {args.b}: rows {a['rows']} -> {b['rows']} ({b['rows'] - a['rows']:+d})")
+    for key in sorted(set(bb) - set(ba)):
+        print(f"  + {key} ({bb[key]['rows']} rows)")
+    for key in sorted(set(ba) - set(bb)):
+        print(f"  - {key} ({ba[key]['rows']} rows)")
+    for key in sorted(k for k in set(ba) & set(bb) if ba[k]["sha256"] != bb[k]["sha256"]):
+        print(f"  ~ {key} (content changed)")
+    fa, fb = store.load_dataset(args.a), store.load_dataset(args.b)
+    spec = store.spec()
+    for col in spec.feature_names:
+        if spec.feature_kinds[col] == "numeric":
+            print(f"  {col:>16}: mean {fa[col].mean():.4g} -> {fb[col].mean():.4g}, "
+                  f"std {fa[col].std():.4g} -> {fb[col].std():.4g}")
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from mlops_assets import tags
+
+    tracking = _resources(settings.layout())["tracking"]
+    tracking.activate()
+    if args.registry_cmd == "list":
+        for v in tracking.versions():
+            aliases = ",".join(v.aliases) if v.aliases else ""
+            print(f"v{v.version:<4} {aliases:<22} dataset {v.tags.get(tags.LINEAGE_DATASET, '?'):<18} "
+                  f"roc_auc {v.tags.get('metric.roc_auc', '?')}  run {v.run_id}")
+        return 0
+    v = tracking.client().get_model_version(tracking.model_name, args.version)
+    print(json.dumps({"name": v.name, "version": v.version, "aliases": list(v.aliases), "run_id": v.run_id,
+                      "source": v.source, "description": v.description, "tags": dict(v.tags)}, indent=2))
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    res = _resources(settings.layout())
+    tracking, gateway = res["tracking"], res["gateway"]
+    tracking.activate()
+    from_v, to_v = tracking.rollback()
+    print(f"champion rolled back: v{from_v} -> v{to_v}")
+    if gateway.is_up():
+        ok = gateway.wait_for_version(to_v)
+        print(f"gateway at {gateway.url} {'serves' if ok else 'has NOT yet switched to'} v{to_v}")
+    return 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from mlops_assets.core.drift import drift_command
+
+    return drift_command(args.reference, args.current, as_json=args.json, html=args.html)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="run the whole loop headless on the built-in demo data")
+    p.add_argument("--batches", type=int, default=3, help="baseline batches to land first")
+    p.add_argument("--drift-batches", type=int, default=2, help="drifted batches to land later")
+    p.add_argument("--rows", type=int, default=2000, help="rows per batch")
+    p.add_argument("--drift", type=float, default=0.6, help="drift strength in [0, 1]")
+    p.add_argument("--traffic", type=int, default=600, help="rows of served traffic per phase")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--port", type=int, default=0, help="gateway port (0: a free one)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("up", help="start the Dagster UI + daemon and the serving gateway")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--gateway-port", type=int, default=5005)
+    p.add_argument("--workspace", default="workspace.yaml")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("serve", help="run the serving gateway in the foreground")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5005)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("simulate", help="write demo batches into the landing zone")
+    p.add_argument("--batches", type=int, default=1)
+    p.add_argument("--rows", type=int, default=2000)
+    p.add_argument("--drift", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("ingest", help="land files (optional) and ingest what is in the landing zone now")
+    p.add_argument("paths", nargs="*")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("data", help="dataset versions: list, diff, checkout")
+    dsub = p.add_subparsers(dest="data_cmd", required=True)
+    q = dsub.add_parser("versions")
+    q.add_argument("--json", action="store_true")
+    q = dsub.add_parser("diff")
+    q.add_argument("a")
+    q.add_argument("b")
+    q = dsub.add_parser("checkout")
+    q.add_argument("version")
+    q.add_argument("dir")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("registry", help="registered model versions")
+    rsub = p.add_subparsers(dest="registry_cmd", required=True)
+    rsub.add_parser("list")
+    q = rsub.add_parser("show")
+    q.add_argument("version")
+    p.set_defaults(func=cmd_registry)
+
+    p = sub.add_parser("deploy", help="deployment operations")
+    dep = p.add_subparsers(dest="deploy_cmd", required=True)
+    dep.add_parser("rollback", help="champion back to the previous version")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("drift", help="drift report of CURRENT against REFERENCE (CSV or Parquet)")
+    p.add_argument("reference")
+    p.add_argument("current")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--html")
+    p.set_defaults(func=cmd_drift)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The quality gate: absolute thresholds, and no regression against the champion on the same holdout rows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.core.training import HIGHER_IS_BETTER, PRIMARY_METRIC, compute_metrics
+
+
+@dataclass(frozen=True)
+class GateRule:
+    rule: str
+    metric: str
+    candidate: float
+    required: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    passed: bool
+    rules: list[GateRule] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{r.rule}: {r.metric} = {r.candidate:.4f}, required {'>=' if HIGHER_IS_BETTER[r.metric] else '<='} "
+                f"{r.required:.4f}" for r in self.rules if not r.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "rules": [asdict(r) for r in self.rules], "reasons": self.reasons}
+
+
+def _ok(value: float, bound: float, higher: bool) -> bool:
+    if math.isnan(value):
+        return False
+    return value >= bound if higher else value <= bound
+
+
+def gate(
+    candidate: dict[str, float],
+    champion: dict[str, float] | None,
+    *,
+    task: str,
+    thresholds: dict[str, float],
+    max_regression: float,
+) -> GateVerdict:
+    """Every threshold must hold, and the primary metric may be worse than the champion's by at most
+    ``max_regression`` (absolute), both measured on the same holdout rows."""
+    rules = []
+    for metric, bound in sorted(thresholds.items()):
+        if metric not in HIGHER_IS_BETTER:
+            raise ValueError(f"unknown gate metric {metric!r}; known: {sorted(HIGHER_IS_BETTER)}")
+        value = candidate.get(metric, float("nan"))
+        rules.append(GateRule("threshold", metric, value, bound, _ok(value, bound, HIGHER_IS_BETTER[metric])))
+    if champion:
+        metric = PRIMARY_METRIC[task]
+        higher = HIGHER_IS_BETTER[metric]
+        bound = champion[metric] - max_regression if higher else champion[metric] + max_regression
+        value = candidate.get(metric, float("nan"))
+        rules.append(GateRule("no regression vs champion", metric, value, bound, _ok(value, bound, higher)))
+    return GateVerdict(passed=all(r.passed for r in rules), rules=rules)
+
+
+def comparison(candidate: dict[str, float], champion: dict[str, float] | None) -> pd.DataFrame:
+    rows = []
+    for metric in sorted(candidate):
+        champ = champion.get(metric) if champion else None
+        delta = None if champ is None else candidate[metric] - champ
+        rows.append({"metric": metric, "candidate": round(candidate[metric], 5),
+                     "champion": None if champ is None else round(champ, 5),
+                     "delta": None if delta is None else round(delta, 5),
+                     "better": None if delta is None else (delta >= 0) == HIGHER_IS_BETTER[metric]})
+    return pd.DataFrame(rows)
+
+
+def slice_metrics(model: Any, holdout: pd.DataFrame, spec: DatasetSpec, columns: list[str],
+                  min_rows: int = 30) -> pd.DataFrame:
+    """The primary metric per value of each slice column (slices smaller than ``min_rows`` are skipped)."""
+    metric = PRIMARY_METRIC[spec.task]
+    rows = []
+    for col in columns:
+        for value, part in holdout.groupby(col, dropna=False, observed=True):
+            if len(part) < min_rows:
+                continue
+            rows.append({"slice": f"{col}={value}", "rows": len(part),
+                         metric: round(compute_metrics(model, part, spec)[metric], 5)})
+    return pd.DataFrame(rows)

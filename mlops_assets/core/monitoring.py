@@ -1,0 +1,74 @@
+"""Live performance from delivered labels, and the decisions the monitoring sensors take.
+
+Drift statistics live in ``core.drift``; this module joins predictions with labels, puts confidence
+intervals on live metrics, and decides when evidence is strong enough to retrain.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def join_feedback(predictions: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
+    """Predictions that have a delivered label, matched on (request_id, row)."""
+    if predictions.empty or feedback.empty:
+        return predictions.assign(label=pd.Series(dtype=object)).iloc[0:0]
+    return predictions.merge(feedback[["request_id", "row", "label"]], on=["request_id", "row"], how="inner")
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    if n == 0:
+        return (float("nan"), float("nan"))
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass(frozen=True)
+class LiveMetrics:
+    labeled_rows: int
+    metric: str
+    value: float
+    ci_low: float
+    ci_high: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def live_metrics(joined: pd.DataFrame, task: str, confidence: float = 0.95) -> LiveMetrics:
+    """Accuracy with a Wilson interval (classification) or RMSE with a chi-square interval (regression)."""
+    n = len(joined)
+    if task == "classification":
+        if n == 0:
+            return LiveMetrics(0, "accuracy", float("nan"), float("nan"), float("nan"))
+        correct = int((joined["prediction"].astype(str) == joined["label"].astype(str)).sum())
+        low, high = wilson_interval(correct, n, confidence)
+        return LiveMetrics(n, "accuracy", correct / n, low, high)
+    if n == 0:
+        return LiveMetrics(0, "rmse", float("nan"), float("nan"), float("nan"))
+    err = joined["prediction"].astype(float).to_numpy() - joined["label"].astype(float).to_numpy()
+    sse = float(np.sum(err ** 2))
+    alpha = 1 - confidence
+    low = math.sqrt(sse / stats.chi2.ppf(1 - alpha / 2, n))
+    high = math.sqrt(sse / stats.chi2.ppf(alpha / 2, n))
+    return LiveMetrics(n, "rmse", math.sqrt(sse / n), low, high)
+
+
+def decay_detected(live: LiveMetrics, baseline: float, *, tolerance: float, min_rows: int) -> bool:
+    """True when the whole confidence interval is worse than the offline baseline by more than ``tolerance``:
+    one noisy hour never triggers a retrain."""
+    if live.labeled_rows < min_rows or math.isnan(live.value) or math.isnan(baseline):
+        return False
+    if live.metric == "accuracy":
+        return live.ci_high < baseline - tolerance
+    return live.ci_low > baseline + tolerance

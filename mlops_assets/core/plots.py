@@ -1,0 +1,96 @@
+"""Evaluation plots as PNG bytes: logged to MLflow as artifacts and embedded in Dagster metadata."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.inspection import permutation_importance  # noqa: E402
+from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay  # noqa: E402
+
+from mlops_assets.core.features import xy  # noqa: E402
+from mlops_assets.core.spec import DatasetSpec  # noqa: E402
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def evaluation_plots(model, holdout: pd.DataFrame, spec: DatasetSpec, seed: int = 0) -> dict[str, bytes]:
+    """Confusion matrix, ROC, PR and calibration (classification) or residuals (regression), plus
+    permutation feature importance on a bounded sample."""
+    x, y = xy(holdout, spec)
+    plots: dict[str, bytes] = {}
+    if spec.task == "classification":
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ConfusionMatrixDisplay.from_estimator(model, x, y, ax=ax, colorbar=False)
+        ax.set_title("Confusion matrix (holdout)")
+        plots["confusion_matrix.png"] = _png(fig)
+        if len(model.classes_) == 2:
+            proba = model.predict_proba(x)[:, 1]
+            fig, ax = plt.subplots(figsize=(4, 4))
+            RocCurveDisplay.from_predictions(y, proba, ax=ax, pos_label=model.classes_[1])
+            ax.set_title("ROC curve")
+            plots["roc_curve.png"] = _png(fig)
+            fig, ax = plt.subplots(figsize=(4, 4))
+            PrecisionRecallDisplay.from_predictions(y, proba, ax=ax, pos_label=model.classes_[1])
+            ax.set_title("Precision-recall curve")
+            plots["pr_curve.png"] = _png(fig)
+            frac, mean = calibration_curve(y == model.classes_[1], proba, n_bins=10, strategy="quantile")
+            fig, ax = plt.subplots(figsize=(4, 4))
+            ax.plot([0, 1], [0, 1], "--", color="grey")
+            ax.plot(mean, frac, "o-")
+            ax.set_xlabel("mean predicted probability")
+            ax.set_ylabel("observed frequency")
+            ax.set_title("Calibration")
+            plots["calibration.png"] = _png(fig)
+    else:
+        pred = model.predict(x)
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.scatter(pred, y - pred, s=4, alpha=0.4)
+        ax.axhline(0, color="grey")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("residual")
+        ax.set_title("Residuals (holdout)")
+        plots["residuals.png"] = _png(fig)
+    sample = holdout.sample(min(len(holdout), 1500), random_state=seed)
+    sx, sy = xy(sample, spec)
+    imp = permutation_importance(model, sx, sy, n_repeats=3, random_state=seed, n_jobs=1)
+    order = np.argsort(imp.importances_mean)
+    fig, ax = plt.subplots(figsize=(5, 0.35 * len(order) + 1))
+    ax.barh(np.asarray(spec.feature_names)[order], imp.importances_mean[order])
+    ax.set_title("Permutation importance")
+    plots["feature_importance.png"] = _png(fig)
+    return plots
+
+
+def drift_overlays(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str],
+                   kinds: dict[str, str]) -> bytes | None:
+    """Reference vs current distributions of the given (most drifted) columns, side by side."""
+    if not columns:
+        return None
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 2.8), squeeze=False)
+    for ax, col in zip(axes[0], columns, strict=True):
+        if kinds.get(col) == "numeric":
+            ref, cur = reference[col].dropna().astype(float), current[col].dropna().astype(float)
+            bins = np.histogram_bin_edges(pd.concat([ref, cur]), bins=30)
+            ax.hist(ref, bins=bins, density=True, alpha=0.5, label="reference")
+            ax.hist(cur, bins=bins, density=True, alpha=0.5, label="current")
+        else:
+            freq = pd.DataFrame({"reference": reference[col].value_counts(normalize=True),
+                                 "current": current[col].value_counts(normalize=True)}).fillna(0)
+            freq.plot.bar(ax=ax, alpha=0.7, legend=False)
+        ax.set_title(col)
+    axes[0][0].legend(fontsize=7)
+    return _png(fig)

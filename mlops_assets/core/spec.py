@@ -1,0 +1,125 @@
+"""The dataset specification: what a user's tabular data looks like and what the model learns from it.
+
+A spec is a small YAML file (``MLOPS_DATASET`` points at it); the built-in demo is one such spec.
+Validation errors name the key and what is allowed, so a bad config is fixed in one look.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class NumericColumn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = False
+    max_null_fraction: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class CategoricalColumn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    categories: list[str] = Field(min_length=1)
+    nullable: bool = False
+    max_null_fraction: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class DatasetSpec(BaseModel):
+    """Target, task, identity and feature columns of one tabular data set."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    task: Literal["classification", "regression"]
+    target: str
+    id_column: str | None = None
+    timestamp_column: str | None = None
+    numeric: list[NumericColumn] = Field(default_factory=list)
+    categorical: list[CategoricalColumn] = Field(default_factory=list)
+    classes: list[int | str] | None = None
+    holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> DatasetSpec:
+        names = [c.name for c in self.numeric] + [c.name for c in self.categorical]
+        if not names:
+            raise ValueError("at least one feature column is needed under 'numeric' or 'categorical'")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feature columns listed twice: {dupes}")
+        reserved = {self.target, self.id_column, self.timestamp_column} - {None}
+        clash = sorted(reserved & set(names))
+        if clash:
+            raise ValueError(f"target/id/timestamp columns must not also be features: {clash}")
+        if self.task == "classification" and not self.classes:
+            raise ValueError("'classes' is required when task is 'classification' (the known label values)")
+        if self.task == "regression" and self.classes:
+            raise ValueError("'classes' is only allowed when task is 'classification'")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [c.name for c in self.numeric] + [c.name for c in self.categorical]
+
+    @property
+    def feature_kinds(self) -> dict[str, str]:
+        kinds = {c.name: "numeric" for c in self.numeric}
+        kinds.update({c.name: "categorical" for c in self.categorical})
+        return kinds
+
+    @property
+    def raw_columns(self) -> list[str]:
+        cols = [self.id_column] if self.id_column else []
+        cols += [self.timestamp_column] if self.timestamp_column else []
+        return cols + self.feature_names + [self.target]
+
+
+class SpecError(ValueError):
+    """A dataset spec that cannot be used; the message names the file and key."""
+
+
+def load_spec(path: str | Path) -> DatasetSpec:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SpecError(f"dataset spec {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"dataset spec {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"dataset spec {path} must be a mapping of keys to values")
+    try:
+        return DatasetSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise SpecError(f"dataset spec {path} is invalid: {problems}") from exc
+
+
+def demo_spec() -> DatasetSpec:
+    """The built-in demo: loan applications labelled with whether the loan defaulted."""
+    return DatasetSpec(
+        name="loans",
+        task="classification",
+        target="default",
+        id_column="application_id",
+        numeric=[
+            NumericColumn(name="age", min=18, max=100),
+            NumericColumn(name="income", min=0),
+            NumericColumn(name="debt_ratio", min=0, max=5),
+            NumericColumn(name="credit_lines", min=0, max=100),
+            NumericColumn(name="utilization", min=0, max=1, nullable=True, max_null_fraction=0.2),
+        ],
+        categorical=[
+            CategoricalColumn(name="region", categories=["north", "south", "east", "west"]),
+            CategoricalColumn(name="employment", categories=["salaried", "self_employed", "unemployed",
+                                                             "retired"]),
+        ],
+        classes=[0, 1],
+    )

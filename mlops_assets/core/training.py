@@ -1,0 +1,188 @@
+"""Model training: estimators chosen by name, task-appropriate metrics, and a budgeted tuning loop.
+
+Everything is seeded, so the same dataset version, config and code give the same model and metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (enables the import below)
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    log_loss,
+    mean_absolute_error,
+    r2_score,
+    roc_auc_score,
+    root_mean_squared_error,
+)
+from sklearn.model_selection import HalvingRandomSearchCV
+from sklearn.pipeline import Pipeline
+
+from mlops_assets.core.features import build_preprocessor, xy
+from mlops_assets.core.spec import DatasetSpec
+
+ESTIMATORS: dict[str, dict[str, type[BaseEstimator]]] = {
+    "logistic_regression": {"classification": LogisticRegression},
+    "linear_regression": {"regression": Ridge},
+    "random_forest": {"classification": RandomForestClassifier, "regression": RandomForestRegressor},
+    "hist_gradient_boosting": {"classification": HistGradientBoostingClassifier,
+                               "regression": HistGradientBoostingRegressor},
+}
+
+# Search spaces for the tuning loop, as lists sampled by HalvingRandomSearchCV (keys are Pipeline params).
+SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
+    "logistic_regression": {"model__C": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]},
+    "linear_regression": {"model__alpha": [0.01, 0.1, 1.0, 10.0, 100.0]},
+    "random_forest": {"model__n_estimators": [50, 100, 200], "model__max_depth": [4, 8, 12, None],
+                      "model__min_samples_leaf": [1, 5, 20]},
+    "hist_gradient_boosting": {"model__learning_rate": [0.03, 0.06, 0.1, 0.2],
+                               "model__max_leaf_nodes": [7, 15, 31, 63],
+                               "model__l2_regularization": [0.0, 0.1, 1.0],
+                               "model__max_iter": [100, 200, 300]},
+}
+
+# Types outside skops' default trust list that the platform's own estimators contain. Models are only ever
+# loaded with exactly these trusted, so a tampered artifact carrying anything else refuses to load.
+TRUSTED_SKOPS_TYPES = frozenset({
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss.loss.HalfMultinomialLoss",
+    "sklearn._loss.loss.HalfSquaredError",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.link.IdentityLink",
+    "sklearn._loss.link.MultinomialLogit",
+    "sklearn.tree._tree.Tree",
+})
+
+PRIMARY_METRIC = {"classification": "roc_auc", "regression": "rmse"}
+HIGHER_IS_BETTER = {"roc_auc": True, "f1": True, "accuracy": True, "log_loss": False,
+                    "rmse": False, "mae": False, "r2": True}
+
+
+def estimator_for(name: str, task: str) -> type[BaseEstimator]:
+    try:
+        return ESTIMATORS[name][task]
+    except KeyError:
+        allowed = sorted(k for k, v in ESTIMATORS.items() if task in v)
+        raise ValueError(f"estimator {name!r} is not available for {task}; choose one of {allowed}") from None
+
+
+def build_pipeline(spec: DatasetSpec, estimator: str, params: dict[str, Any], seed: int) -> Pipeline:
+    cls = estimator_for(estimator, spec.task)
+    kwargs = dict(params)
+    if "random_state" in cls().get_params():
+        kwargs.setdefault("random_state", seed)
+    if cls is LogisticRegression:
+        kwargs.setdefault("max_iter", 2000)
+    return Pipeline([("preprocess", build_preprocessor(spec)), ("model", cls(**kwargs))])
+
+
+def compute_metrics(model: Pipeline, frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, float]:
+    """Task-appropriate metrics on a labelled frame."""
+    x, y = xy(frame, spec)
+    if spec.task == "regression":
+        pred = model.predict(x)
+        return {"rmse": float(root_mean_squared_error(y, pred)), "mae": float(mean_absolute_error(y, pred)),
+                "r2": float(r2_score(y, pred))}
+    proba = model.predict_proba(x)
+    classes = list(model.classes_)
+    pred = np.asarray(classes)[proba.argmax(axis=1)]
+    binary = len(classes) == 2
+    out = {
+        "accuracy": float(accuracy_score(y, pred)),
+        "f1": float(f1_score(y, pred, average="binary" if binary else "macro", pos_label=classes[-1])
+                    if binary else f1_score(y, pred, average="macro")),
+        "log_loss": float(log_loss(y, proba, labels=classes)),
+    }
+    try:
+        out["roc_auc"] = float(roc_auc_score(y, proba[:, 1]) if binary
+                               else roc_auc_score(y, proba, multi_class="ovr", labels=classes))
+    except ValueError:  # a holdout with one class: AUC is undefined, say so rather than invent it
+        out["roc_auc"] = float("nan")
+    return out
+
+
+def meets_target(metrics: dict[str, float], metric: str, target: float) -> bool:
+    value = metrics.get(metric, float("nan"))
+    if np.isnan(value):
+        return False
+    return value >= target if HIGHER_IS_BETTER[metric] else value <= target
+
+
+@dataclass
+class TrainResult:
+    model: Pipeline
+    params: dict[str, Any]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    tuned: bool = False
+
+
+def fit(train: pd.DataFrame, spec: DatasetSpec, estimator: str, params: dict[str, Any], seed: int) -> TrainResult:
+    pipeline = build_pipeline(spec, estimator, params, seed)
+    x, y = xy(train, spec)
+    pipeline.fit(x, y)
+    return TrainResult(model=pipeline, params={"estimator": estimator, **params})
+
+
+def tune(
+    train: pd.DataFrame,
+    spec: DatasetSpec,
+    estimator: str,
+    base_params: dict[str, Any],
+    seed: int,
+    *,
+    n_candidates: int = 12,
+    cv: int = 3,
+) -> TrainResult:
+    """Successive halving over the estimator's search space within a candidate budget.
+
+    Returns the refitted best pipeline and one record per trial (params, score, resources) for tracking.
+    """
+    pipeline = build_pipeline(spec, estimator, base_params, seed)
+    metric = PRIMARY_METRIC[spec.task]
+    scoring = "roc_auc" if metric == "roc_auc" and len(spec.classes or []) == 2 else (
+        "roc_auc_ovr" if metric == "roc_auc" else "neg_root_mean_squared_error")
+    search = HalvingRandomSearchCV(pipeline, SEARCH_SPACES[estimator], n_candidates=n_candidates, cv=cv,
+                                   scoring=scoring, random_state=seed, n_jobs=1, refit=True)
+    x, y = xy(train, spec)
+    search.fit(x, y)
+    res = search.cv_results_
+    trials = [
+        {"params": {k.removeprefix("model__"): _plain(v) for k, v in res["params"][i].items()},
+         "score": float(res["mean_test_score"][i]), "iteration": int(res["iter"][i]),
+         "n_resources": int(res["n_resources"][i])}
+        for i in range(len(res["params"]))
+    ]
+    best = {k.removeprefix("model__"): _plain(v) for k, v in search.best_params_.items()}
+    return TrainResult(model=search.best_estimator_, params={"estimator": estimator, **base_params, **best},
+                       trials=trials, tuned=True)
+
+
+def skops_trusted_types(model: Pipeline) -> list[str]:
+    """The non-default types a model needs trusted to load with skops; refuses types outside the allowlist."""
+    import skops.io as sio
+
+    untrusted = set(sio.get_untrusted_types(data=sio.dumps(model)))
+    unknown = sorted(untrusted - TRUSTED_SKOPS_TYPES)
+    if unknown:
+        raise ValueError(f"the model contains types the platform does not trust for skops loading: {unknown}")
+    return sorted(untrusted)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,41 @@
+"""What the sensors decide, as plain functions over plain values (tested without a Dagster instance)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def file_signature(size: int, mtime_ns: int) -> str:
+    return f"{size}:{mtime_ns}"
+
+
+def unseen_files(listing: Mapping[str, str], seen: Mapping[str, str]) -> list[str]:
+    """Names whose (size, mtime) signature differs from the one already handled: new or re-landed files."""
+    return sorted(name for name, sig in listing.items() if seen.get(name) != sig)
+
+
+def ingest_run_key(name: str, sha256: str) -> str:
+    """The same bytes under the same name never ingest twice; corrected bytes ingest again."""
+    return f"{name}:{sha256[:16]}"
+
+
+def monitoring_due(rows_today: int, rows_at_last_request: int, every: int) -> bool:
+    return rows_today >= every and rows_today - rows_at_last_request >= every
+
+
+def drift_retrain_key(metadata: Mapping[str, object], champion_version: str | None) -> str | None:
+    """One drift episode per champion: a retrain key when the newest report found drift against the model
+    that serves now (a report about an older champion is stale evidence)."""
+    if champion_version is None or not metadata.get("dataset_drift"):
+        return None
+    if str(metadata.get("champion_version")) != str(champion_version):
+        return None
+    return f"drift:v{champion_version}"
+
+
+def decay_retrain_key(metadata: Mapping[str, object], champion_version: str | None) -> str | None:
+    if champion_version is None or not metadata.get("decayed"):
+        return None
+    if str(metadata.get("champion_version")) != str(champion_version):
+        return None
+    return f"decay:v{champion_version}"

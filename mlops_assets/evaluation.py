@@ -1,0 +1,110 @@
+"""Evaluation stage: candidate and champion scored on the same holdout rows; a blocking quality gate."""
+
+import base64
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Config,
+    MetadataValue,
+    Output,
+    asset,
+    asset_check,
+)
+
+from mlops_assets.core import evaluation as logic
+from mlops_assets.core.features import xy
+from mlops_assets.core.plots import evaluation_plots
+from mlops_assets.core.tables import markdown_table
+from mlops_assets.core.training import compute_metrics
+from mlops_assets.training import candidate_model
+from resources import CHAMPION, DataStore, MlflowTracking
+
+SMOKE_ROWS = 50
+
+
+class GateConfig(Config):
+    """Absolute thresholds per metric, and the largest allowed drop of the primary metric vs the champion."""
+
+    thresholds: dict[str, float] = {"roc_auc": 0.70}
+    max_regression: float = 0.01
+    slice_columns: list[str] = []
+
+
+@asset(
+    group_name="evaluation",
+    io_manager_key="records",
+    description="The candidate and the current champion scored on the same holdout rows (overall and per slice), "
+                "with plots and the gate's verdict. The blocking `quality_gate` check stops registration of a "
+                "model that misses a threshold or regresses against the champion.",
+)
+def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: DataStore,
+                     tracking: MlflowTracking, candidate_model: dict) -> Output[dict]:
+    spec = store.spec()
+    holdout = store.load_features(candidate_model["dataset_id"], "holdout")
+    tracking.activate()
+    candidate = mlflow.sklearn.load_model(candidate_model["model_uri"])
+    cand_metrics = compute_metrics(candidate, holdout, spec)
+
+    champion_version = tracking.version_by_alias(CHAMPION)
+    champ_metrics = None
+    if champion_version is not None:
+        champion = mlflow.sklearn.load_model(f"models:/{tracking.model_name}/{champion_version.version}")
+        champ_metrics = compute_metrics(champion, holdout, spec)
+    verdict = logic.gate(cand_metrics, champ_metrics, task=spec.task, thresholds=dict(config.thresholds),
+                         max_regression=config.max_regression)
+    table = logic.comparison(cand_metrics, champ_metrics)
+    slices = logic.slice_metrics(candidate, holdout, spec, list(config.slice_columns))
+
+    plots = evaluation_plots(candidate, holdout, spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, png in plots.items():
+            Path(tmp, name).write_bytes(png)
+        mlflow.MlflowClient(tracking.tracking_uri).log_artifacts(candidate_model["run_id"], tmp, "plots")
+    client = tracking.client()
+    for k, v in cand_metrics.items():
+        client.log_metric(candidate_model["run_id"], f"eval_{k}", v)
+    client.set_tag(candidate_model["run_id"], "mlops.gate", "passed" if verdict.passed else "failed")
+
+    x, _ = xy(holdout.head(SMOKE_ROWS), spec)
+    record: dict[str, Any] = {
+        **{k: candidate_model[k] for k in ("run_id", "model_uri", "dataset_id", "fingerprint")},
+        "candidate_metrics": cand_metrics,
+        "champion_version": champion_version.version if champion_version else None,
+        "champion_metrics": champ_metrics,
+        "gate": verdict.to_dict(),
+        "smoke_predictions": [v.item() if hasattr(v, "item") else v for v in candidate.predict(x)],
+    }
+    verdict_text = "PASSED" if verdict.passed else "FAILED: " + "; ".join(verdict.reasons)
+    context.log.info(f"quality gate {verdict_text}")
+    images = "\n\n".join(f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+                         for name, png in plots.items() if name in ("confusion_matrix.png", "roc_curve.png",
+                                                                    "residuals.png", "feature_importance.png"))
+    return Output(record, metadata={
+        "gate": verdict_text,
+        "champion_version": record["champion_version"] or "none (first model)",
+        "comparison": MetadataValue.md(markdown_table(table)),
+        "slices": MetadataValue.md(markdown_table(slices)) if not slices.empty else "no slice columns configured",
+        "plots": MetadataValue.md(images),
+        "mlflow_run": MetadataValue.url(tracking.run_url(candidate_model["experiment_id"], candidate_model["run_id"])),
+    })
+
+
+@asset_check(asset=model_evaluation, blocking=True,
+             description="Blocks registration unless every threshold holds and the candidate does not regress "
+                         "against the champion on the same holdout rows.")
+def quality_gate(context: AssetCheckExecutionContext, model_evaluation: dict) -> AssetCheckResult:
+    gate = model_evaluation["gate"]
+    return AssetCheckResult(
+        passed=gate["passed"],
+        severity=AssetCheckSeverity.ERROR,
+        description=None if gate["passed"] else "Not registered: " + "; ".join(gate["reasons"]),
+        metadata={"rules": MetadataValue.md(markdown_table(gate["rules"])),
+                  "champion_version": model_evaluation["champion_version"] or "none"},
+    )

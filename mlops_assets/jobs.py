@@ -1,0 +1,54 @@
+"""Jobs: what sensors, schedules and the CLI launch."""
+
+from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
+
+from mlops_assets import tags
+from mlops_assets.data import dataset, raw_batches
+from mlops_assets.deployment import deployment
+from mlops_assets.evaluation import model_evaluation
+from mlops_assets.features import features
+from mlops_assets.monitoring import drift_report, live_performance
+from mlops_assets.partitions import batch_partitions, daily_partitions
+from mlops_assets.registry import registered_model
+from mlops_assets.training import candidate_model
+from resources import MlflowTracking, ServingGateway
+
+ingest_job = define_asset_job(
+    "ingest_job", selection=AssetSelection.assets(raw_batches), partitions_def=batch_partitions,
+    description="Validate one landed batch and store it content-addressed (or quarantine it).",
+    tags={tags.RUN_KIND: "ingest"},
+)
+
+training_job = define_asset_job(
+    "training_job",
+    selection=AssetSelection.assets(dataset, features, candidate_model, model_evaluation, registered_model,
+                                    deployment),
+    description="Continuous training: new dataset version -> features -> train (tune if below target) -> "
+                "evaluate and gate -> register -> deploy.",
+    tags={tags.RUN_KIND: "training"},
+)
+
+monitoring_job = define_asset_job(
+    "monitoring_job", selection=AssetSelection.assets(drift_report, live_performance),
+    partitions_def=daily_partitions,
+    description="Drift report and live performance for one day of served traffic.",
+    tags={tags.RUN_KIND: "monitoring"},
+)
+
+
+@op(description="Point `champion` back at `previous` in one step; the gateway follows within seconds.")
+def rollback_champion(context: OpExecutionContext, tracking: MlflowTracking, gateway: ServingGateway) -> None:
+    tracking.activate()
+    from_version, to_version = tracking.rollback()
+    context.log.info(f"champion rolled back: v{from_version} -> v{to_version}")
+    if gateway.is_up() and not gateway.wait_for_version(to_version):
+        context.log.warning(f"the gateway at {gateway.url} has not switched to v{to_version} yet")
+
+
+@job(description="Roll the serving model back to the previous champion.", tags={tags.RUN_KIND: "rollback"})
+def rollback_job() -> None:
+    rollback_champion()
+
+
+JOBS = [ingest_job, training_job, monitoring_job, rollback_job]
+

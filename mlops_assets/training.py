@@ -1,0 +1,152 @@
+"""Training stage: the candidate model, tracked in MLflow, with a tuning loop when it misses its target."""
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import sklearn
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from mlflow.models import infer_signature
+from sklearn.model_selection import cross_val_score
+
+from mlops_assets import tags
+from mlops_assets.core import training as logic
+from mlops_assets.core.features import xy
+from mlops_assets.core.tables import markdown_table
+from mlops_assets.features import features
+from mlops_assets.version import code_version, git_commit
+from resources import CHAMPION, DataStore, MlflowTracking
+
+
+class TrainingConfig(Config):
+    """What to train; every field is logged to MLflow and part of the training fingerprint."""
+
+    estimator: str = "hist_gradient_boosting"
+    params: dict[str, Any] = {}
+    seed: int = 42
+    target_metric: str | None = None  # default: the task's primary metric (ROC AUC or RMSE)
+    target_value: float = 0.75
+    tuning_candidates: int = 12  # budget of the tuning loop; 0 disables it
+    cv_folds: int = 3
+
+
+def fingerprint(dataset_id: str, config: TrainingConfig) -> str:
+    """Same data, same config, same code: same model. A champion with this fingerprint needs no retraining."""
+    payload = json.dumps({"dataset": dataset_id, "config": config.model_dump(), "code": code_version()},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _pip_requirements() -> list[str]:
+    """Pinned explicitly: MLflow's own inference of requirements starts a subprocess and takes seconds."""
+    import skops
+
+    return [f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}", f"pandas=={pd.__version__}",
+            f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}"]
+
+
+def _cv_score(result: logic.TrainResult, train: pd.DataFrame, spec, metric: str, folds: int) -> float:
+    if metric not in ("roc_auc", "rmse"):
+        raise ValueError(f"target_metric must be the primary metric roc_auc or rmse, got {metric!r}")
+    scoring = "roc_auc" if metric == "roc_auc" else "neg_root_mean_squared_error"
+    x, y = xy(train, spec)
+    scores = cross_val_score(sklearn.clone(result.model), x, y, cv=folds, scoring=scoring, n_jobs=1)
+    return float(abs(scores.mean()))
+
+
+@asset(
+    group_name="training",
+    io_manager_key="records",
+    output_required=False,
+    description="A scikit-learn pipeline trained on the current features and tracked in MLflow (params, metrics, "
+                "dataset input, code version, model with signature). Below its target, a budgeted successive-"
+                "halving search runs, each trial a nested MLflow run. Skipped when the champion was already "
+                "trained on the same data, config and code.",
+)
+def candidate_model(context: AssetExecutionContext, config: TrainingConfig, store: DataStore,
+                    tracking: MlflowTracking, features: dict):
+    spec = store.spec()
+    dataset_id = features["dataset_id"]
+    fp = fingerprint(dataset_id, config)
+    champion = tracking.version_by_alias(CHAMPION)
+    if champion is not None and champion.tags.get(tags.LINEAGE_FINGERPRINT) == fp:
+        context.log.info(f"champion v{champion.version} was trained on dataset {dataset_id} with this config and "
+                         "code: nothing to retrain, downstream stages are skipped")
+        return
+
+    train = store.load_features(dataset_id, "train")
+    holdout = store.load_features(dataset_id, "holdout")
+    metric = config.target_metric or logic.PRIMARY_METRIC[spec.task]
+    experiment_id = tracking.activate()
+    run_tags = {
+        tags.LINEAGE_DATASET: dataset_id, tags.LINEAGE_RUN_ID: context.run_id,
+        tags.LINEAGE_CODE: code_version(), tags.LINEAGE_COMMIT: git_commit() or "unknown",
+        tags.LINEAGE_FINGERPRINT: fp, tags.LINEAGE_TRIGGER: context.run.tags.get(tags.TRIGGER, "manual"),
+        "mlflow.source.git.commit": git_commit() or "unknown",
+    }
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{dataset_id}-{context.run_id[:8]}",
+                          tags=run_tags) as run:
+        mlflow.log_params({"config." + k: json.dumps(v) if isinstance(v, dict) else v
+                           for k, v in config.model_dump().items()})
+        mlflow.log_params({"dataset.rows_train": len(train), "dataset.rows_holdout": len(holdout),
+                           "dataset.version": dataset_id})
+        mlflow.log_input(mlflow.data.from_pandas(train, name=f"{spec.name}-train", targets=spec.target,
+                                                 digest=dataset_id), context="training")
+        mlflow.log_input(mlflow.data.from_pandas(holdout, name=f"{spec.name}-holdout", targets=spec.target,
+                                                 digest=dataset_id), context="holdout")
+
+        result = logic.fit(train, spec, config.estimator, config.params, config.seed)
+        score = _cv_score(result, train, spec, metric, config.cv_folds)
+        context.log.info(f"baseline {config.estimator}: cv {metric} = {score:.4f} (target {config.target_value})")
+        mlflow.log_metric(f"cv_{metric}_baseline", score)
+        if not logic.meets_target({metric: score}, metric, config.target_value) and config.tuning_candidates > 0:
+            context.log.info(f"below target: tuning with a budget of {config.tuning_candidates} candidates")
+            result = logic.tune(train, spec, config.estimator, config.params, config.seed,
+                                n_candidates=config.tuning_candidates, cv=config.cv_folds)
+            for i, trial in enumerate(result.trials):
+                with mlflow.start_run(run_name=f"trial-{i:03d}", nested=True,
+                                      tags={"mlops.trial": str(i), **run_tags}):
+                    mlflow.log_params(trial["params"])
+                    mlflow.log_metrics({"cv_score": trial["score"], "n_resources": trial["n_resources"],
+                                        "iteration": trial["iteration"]})
+            score = _cv_score(result, train, spec, metric, config.cv_folds)
+            context.log.info(f"tuned: cv {metric} = {score:.4f} with {result.params}")
+        mlflow.log_metric(f"cv_{metric}", score)
+        mlflow.log_params({f"model.{k}": v for k, v in result.params.items() if k != "estimator"})
+        mlflow.set_tag("mlops.tuned", str(result.tuned).lower())
+
+        metrics = logic.compute_metrics(result.model, holdout, spec)
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items() if not np.isnan(v)})
+        x_train, _ = xy(train, spec)
+        example = x_train.head(5)
+        signature = infer_signature(example, result.model.predict(example))
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp, "dataset_manifest.json").write_text(
+                json.dumps(store.load_manifest(dataset_id), indent=2), encoding="utf-8")
+            Path(tmp, "spec.json").write_text(spec.model_dump_json(indent=2), encoding="utf-8")
+            mlflow.log_artifacts(tmp, "lineage")
+        info = mlflow.sklearn.log_model(result.model, name="model", signature=signature, input_example=example,
+                                        serialization_format="skops", pip_requirements=_pip_requirements(),
+                                        skops_trusted_types=logic.skops_trusted_types(result.model))
+    record = {
+        "run_id": run.info.run_id, "model_uri": info.model_uri, "dataset_id": dataset_id, "fingerprint": fp,
+        "metrics": metrics, "cv_score": score, "target_metric": metric, "params": result.params,
+        "tuned": result.tuned, "experiment_id": experiment_id,
+    }
+    yield Output(record, metadata={
+        "mlflow_run_id": run.info.run_id,
+        "mlflow_run": MetadataValue.url(tracking.run_url(experiment_id, run.info.run_id)),
+        "dataset_version": dataset_id,
+        "estimator": config.estimator,
+        "tuned": result.tuned,
+        f"cv_{metric}": score,
+        **{f"holdout_{k}": v for k, v in metrics.items()},
+        "trials": MetadataValue.md(markdown_table(
+            [{"trial": i, "score": t["score"], **t["params"]} for i, t in enumerate(result.trials)]))
+        if result.trials else "none (met target)",
+    })

@@ -1,0 +1,10 @@
+"""Dagster resources: the platform's only I/O boundary."""
+
+from resources.alerts import Alerter
+from resources.gateway import ServingGateway
+from resources.io_manager import JsonRecordIOManager
+from resources.store import DataStore, LandingFileError
+from resources.tracking import CHALLENGER, CHAMPION, PREVIOUS, MlflowTracking
+
+__all__ = ["CHALLENGER", "CHAMPION", "PREVIOUS", "Alerter", "DataStore", "JsonRecordIOManager",
+           "LandingFileError", "MlflowTracking", "ServingGateway"]

@@ -1,0 +1,37 @@
+"""Asset values are small JSON records (ids, URIs, metrics); the data itself lives in the store and MLflow.
+
+Keeping records as JSON, not pickles, means nothing the platform loads can execute code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableIOManager, InputContext, OutputContext
+
+
+class JsonRecordIOManager(ConfigurableIOManager):
+    base_dir: str
+
+    def _path(self, context: InputContext | OutputContext) -> Path:
+        key = "/".join(context.asset_key.path)
+        part = context.asset_partition_key if context.has_asset_partitions else "__all__"
+        return Path(self.base_dir) / key / f"{part}.json"
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        path = self._path(context)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
+        tmp.replace(path)
+
+    def load_input(self, context: InputContext) -> Any:
+        path = self._path(context)
+        if not path.exists():
+            raise FileNotFoundError(f"no record for {context.asset_key.to_user_string()} at {path}: "
+                                    "materialize it first")
+        return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,257 @@
+"""The data store: landing zone, quarantine, content-addressed batches and dataset versions.
+
+Batches and manifests live under ``root``, a local path or any fsspec URL (``s3://bucket/mlops``), laid out
+like a small DVC cache: ``objects/ab/abcdef....parquet`` (immutable, written once), ``batches/<key>.json``
+(the accepted version of each partition) and ``datasets/<id>.json`` (manifests). Every write goes to a
+temporary name first and is then moved into place, so a crash or a full disk never leaves a partial
+object or manifest visible. The landing zone and quarantine are local directories the sensor watches.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pandas as pd
+import pyarrow.parquet as pq
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+
+from mlops_assets.core import data as data_logic
+from mlops_assets.core.spec import DatasetSpec, demo_spec, load_spec
+
+IGNORED_PREFIXES = (".", "_", "~")
+IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp")
+
+
+class LandingFileError(Exception):
+    """A landing file the platform refuses to read (outside the zone, a link, not a regular file)."""
+
+
+class DataStore(ConfigurableResource):
+    """Where batches land, are quarantined, and are kept as immutable, versioned data."""
+
+    root: str
+    landing_dir: str
+    quarantine_dir: str
+    spec_path: str | None = None
+    settle_seconds: float = 1.0
+
+    _fs: Any = PrivateAttr(default=None)
+    _base: str = PrivateAttr(default="")
+
+    # --- plumbing -------------------------------------------------------------------------------
+    def _filesystem(self) -> tuple[Any, str]:
+        if self._fs is None:
+            fs, base = fsspec.core.url_to_fs(self.root)
+            fs.makedirs(base, exist_ok=True)
+            self._fs, self._base = fs, base.rstrip("/")
+        return self._fs, self._base
+
+    def _path(self, *parts: str) -> str:
+        _, base = self._filesystem()
+        return "/".join([base, *parts])
+
+    def _atomic_write(self, rel: str, payload: bytes) -> None:
+        fs, _ = self._filesystem()
+        final = self._path(rel)
+        fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        tmp = f"{final}.{uuid.uuid4().hex}.tmp"
+        try:
+            with fs.open(tmp, "wb") as fh:
+                fh.write(payload)
+            fs.mv(tmp, final)
+        finally:
+            if fs.exists(tmp):
+                fs.rm(tmp)
+
+    def _read_json(self, rel: str) -> dict[str, Any] | None:
+        fs, _ = self._filesystem()
+        path = self._path(rel)
+        if not fs.exists(path):
+            return None
+        with fs.open(path, "rb") as fh:
+            return json.loads(fh.read())
+
+    def spec(self) -> DatasetSpec:
+        return load_spec(self.spec_path) if self.spec_path else demo_spec()
+
+    # --- landing zone ---------------------------------------------------------------------------
+    @property
+    def landing(self) -> Path:
+        path = Path(self.landing_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def quarantine(self) -> Path:
+        path = Path(self.quarantine_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def settled_landing_files(self, now: float | None = None) -> list[Path]:
+        """Files ready to ingest: visible names, not temporary, unchanged for ``settle_seconds``.
+
+        A file still being written is skipped this tick and picked up on a later one.
+        """
+        now = time.time() if now is None else now
+        ready = []
+        for entry in sorted(self.landing.iterdir()):
+            name = entry.name
+            if name.startswith(IGNORED_PREFIXES) or name.lower().endswith(IGNORED_SUFFIXES):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                continue
+            try:
+                if now - entry.lstat().st_mtime < self.settle_seconds:
+                    continue
+            except FileNotFoundError:
+                continue
+            ready.append(entry)
+        return ready
+
+    def resolve_landing(self, name: str) -> Path:
+        """A landing file by name, refusing traversal, links and anything not a regular file in the zone."""
+        if not name or "/" in name or "\\" in name or name in {".", ".."}:
+            raise LandingFileError(f"{name!r} is not a plain file name in the landing zone")
+        path = self.landing / name
+        if path.is_symlink():
+            raise LandingFileError(f"{name} is a symbolic link; landing files must be regular files "
+                                   "(links could point outside the landing zone)")
+        if not path.exists():
+            raise LandingFileError(f"{name} is not in the landing zone {self.landing}")
+        if not path.is_file():
+            raise LandingFileError(f"{name} is not a regular file")
+        if path.resolve().parent != self.landing.resolve():
+            raise LandingFileError(f"{name} resolves outside the landing zone")
+        return path
+
+    def quarantine_file(self, path: Path, report: dict[str, Any]) -> Path:
+        """Move a rejected file out of the landing zone with a machine-readable report beside it."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        target = self.quarantine / f"{stamp}_{path.name}"
+        report = {**report, "quarantined_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                  "quarantined_as": target.name}
+        if path.is_symlink():
+            path.unlink()  # never follow it: keep the link target untouched, drop the link
+        elif path.exists():
+            shutil.move(str(path), target)
+        Path(f"{target}.report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        return target
+
+    def quarantine_reports(self) -> list[dict[str, Any]]:
+        return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(self.quarantine.glob("*.report.json"))]
+
+    # --- batches --------------------------------------------------------------------------------
+    def put_batch(self, partition: str, frame: pd.DataFrame, *, source: str, source_sha256: str,
+                  schema_hash: str) -> dict[str, Any]:
+        """Store a validated batch content-addressed; the same content is never stored twice."""
+        payload = data_logic.to_parquet_bytes(frame)
+        digest = data_logic.sha256_bytes(payload)
+        fs, _ = self._filesystem()
+        obj = f"objects/{digest[:2]}/{digest}.parquet"
+        if not fs.exists(self._path(obj)):
+            self._atomic_write(obj, payload)
+        record = {"partition": partition, "sha256": digest, "rows": int(len(frame)),
+                  "bytes": len(payload), "columns": list(frame.columns), "source": source,
+                  "source_sha256": source_sha256, "schema_hash": schema_hash,
+                  "accepted_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        previous = self.batch_record(partition)
+        if previous and previous["sha256"] == digest:
+            return previous  # idempotent: re-ingesting the same content changes nothing
+        self._atomic_write(f"batches/{partition}.json", json.dumps(record, indent=2).encode())
+        return record
+
+    def batch_record(self, partition: str) -> dict[str, Any] | None:
+        return self._read_json(f"batches/{partition}.json")
+
+    def batch_records(self) -> list[dict[str, Any]]:
+        fs, _ = self._filesystem()
+        folder = self._path("batches")
+        if not fs.exists(folder):
+            return []
+        paths = sorted(p for p in fs.ls(folder, detail=False) if p.endswith(".json"))
+        records = []
+        for path in paths:
+            with fs.open(path, "rb") as fh:
+                records.append(json.loads(fh.read()))
+        return records
+
+    def load_object(self, digest: str) -> pd.DataFrame:
+        """Read a stored batch and verify its bytes against its name."""
+        fs, _ = self._filesystem()
+        with fs.open(self._path(f"objects/{digest[:2]}/{digest}.parquet"), "rb") as fh:
+            payload = fh.read()
+        if data_logic.sha256_bytes(payload) != digest:
+            raise OSError(f"stored object {digest} is corrupt: its content hash does not match")
+        return pq.read_table(io.BytesIO(payload)).to_pandas()
+
+    # --- features -----------------------------------------------------------------------------
+    def put_features(self, dataset_id: str, name: str, frame: pd.DataFrame) -> str:
+        """Store one feature table of a dataset version (derived data: rewriting it is harmless)."""
+        self._atomic_write(f"features/{dataset_id}/{name}.parquet", data_logic.to_parquet_bytes(frame))
+        return self._path(f"features/{dataset_id}/{name}.parquet")
+
+    def load_features(self, dataset_id: str, name: str) -> pd.DataFrame:
+        fs, _ = self._filesystem()
+        with fs.open(self._path(f"features/{dataset_id}/{name}.parquet"), "rb") as fh:
+            return pq.read_table(io.BytesIO(fh.read())).to_pandas()
+
+    # --- dataset versions -----------------------------------------------------------------------
+    def save_dataset(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        existing = self.load_manifest(manifest["id"])
+        if existing:
+            return existing  # same content, same version: keep its original creation time
+        self._atomic_write(f"datasets/{manifest['id']}.json", json.dumps(manifest, indent=2).encode())
+        return manifest
+
+    def load_manifest(self, dataset_id: str) -> dict[str, Any] | None:
+        if not data_logic.PARTITION_KEY.match(dataset_id):
+            raise ValueError(f"{dataset_id!r} is not a dataset version id")
+        return self._read_json(f"datasets/{dataset_id}.json")
+
+    def manifests(self) -> list[dict[str, Any]]:
+        fs, _ = self._filesystem()
+        folder = self._path("datasets")
+        if not fs.exists(folder):
+            return []
+        out = []
+        for path in fs.ls(folder, detail=False):
+            if path.endswith(".json"):
+                with fs.open(path, "rb") as fh:
+                    out.append(json.loads(fh.read()))
+        return sorted(out, key=lambda m: (m["created"], m["id"]))
+
+    def load_dataset(self, dataset_id: str) -> pd.DataFrame:
+        manifest = self.load_manifest(dataset_id)
+        if manifest is None:
+            raise KeyError(f"dataset version {dataset_id} does not exist; list them with `mlops data versions`")
+        frames = [self.load_object(b["sha256"]) for b in manifest["batches"]]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def checkout(self, dataset_id: str, target: Path) -> list[Path]:
+        """Write a dataset version's batches, byte for byte, into a directory."""
+        manifest = self.load_manifest(dataset_id)
+        if manifest is None:
+            raise KeyError(f"dataset version {dataset_id} does not exist; list them with `mlops data versions`")
+        target.mkdir(parents=True, exist_ok=True)
+        fs, _ = self._filesystem()
+        written = []
+        for batch in manifest["batches"]:
+            digest = batch["sha256"]
+            with fs.open(self._path(f"objects/{digest[:2]}/{digest}.parquet"), "rb") as fh:
+                payload = fh.read()
+            if data_logic.sha256_bytes(payload) != digest:
+                raise OSError(f"stored object {digest} of batch {batch['partition']} is corrupt")
+            out = target / f"{batch['partition']}.parquet"
+            out.write_bytes(payload)
+            written.append(out)
+        (target / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        return written

@@ -1,0 +1,125 @@
+"""MLflow: experiment tracking and the model registry, behind one resource.
+
+The tracking and registry URIs come from configuration (the standard ``MLFLOW_TRACKING_URI`` and
+``MLFLOW_REGISTRY_URI`` when set, else a SQLite store under the home), credentials only from the
+environment (``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``, read by MLflow itself).
+Alias moves happen under a lock, so two runs finishing together never leave two champions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+from dagster import ConfigurableResource
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS = "previous"
+
+
+class MlflowTracking(ConfigurableResource):
+    """Tracking server, registry and the platform's experiment and registered model."""
+
+    tracking_uri: str
+    registry_uri: str
+    experiment: str
+    model_name: str
+    artifact_location: str | None = None
+    lock_dir: str
+    ui_url: str = "http://127.0.0.1:5000"  # where `mlflow ui` (or the tracking server) shows runs
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def activate(self) -> str:
+        """Point the mlflow module at this store and make sure the experiment exists; returns its id."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.registry_uri)
+        client = self.client()
+        exp = client.get_experiment_by_name(self.experiment)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return client.create_experiment(self.experiment, artifact_location=self.artifact_location)
+        except MlflowException:  # created concurrently by another run
+            return client.get_experiment_by_name(self.experiment).experiment_id
+
+    def client(self) -> mlflow.MlflowClient:
+        return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+
+    def version_by_alias(self, alias: str) -> ModelVersion | None:
+        try:
+            return self.client().get_model_version_by_alias(self.model_name, alias)
+        except MlflowException:
+            return None
+
+    def versions(self) -> list[ModelVersion]:
+        try:
+            found = self.client().search_model_versions(f"name='{self.model_name}'")
+        except MlflowException:
+            return []
+        return sorted(found, key=lambda v: int(v.version))
+
+    @contextlib.contextmanager
+    def registry_lock(self) -> Iterator[None]:
+        """Serialise alias moves between processes on this machine (runs at scale serialise through
+        Dagster's concurrency limits, see docs/scale-out.md)."""
+        path = Path(self.lock_dir) / f"registry-{self.model_name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def promote(self, version: str) -> str | None:
+        """Make ``version`` the champion, keeping the old champion as ``previous``; returns the old one
+        (None when nothing moved).
+
+        MLflow moves one alias per call, so the order matters for a crash in between: ``previous`` is
+        set first (harmless on its own), then ``champion``; a rerun of the same promotion converges.
+        """
+        client = self.client()
+        with self.registry_lock():
+            current = self.version_by_alias(CHAMPION)
+            old = current.version if current else None
+            if old == str(version):
+                return None  # already serving: a rerun of a finished promotion changes nothing
+            if old is not None:
+                client.set_registered_model_alias(self.model_name, PREVIOUS, old)
+            client.set_registered_model_alias(self.model_name, CHAMPION, str(version))
+            challenger = self.version_by_alias(CHALLENGER)
+            if challenger and challenger.version == str(version):
+                client.delete_registered_model_alias(self.model_name, CHALLENGER)
+            return old
+
+    def restore(self, champion: str | None, previous: str | None) -> None:
+        """Put both aliases back as they were (after a deployment that failed half-way)."""
+        client = self.client()
+        with self.registry_lock():
+            for alias, version in ((PREVIOUS, previous), (CHAMPION, champion)):
+                if version is None:
+                    with contextlib.suppress(MlflowException):
+                        client.delete_registered_model_alias(self.model_name, alias)
+                else:
+                    client.set_registered_model_alias(self.model_name, alias, version)
+
+    def rollback(self) -> tuple[str, str]:
+        """Champion back to ``previous`` in one step; returns (from_version, to_version)."""
+        client = self.client()
+        with self.registry_lock():
+            current = self.version_by_alias(CHAMPION)
+            previous = self.version_by_alias(PREVIOUS)
+            if current is None or previous is None:
+                raise RuntimeError("nothing to roll back to: the registry has no 'previous' alias "
+                                   f"for model {self.model_name!r}")
+            client.set_registered_model_alias(self.model_name, CHAMPION, previous.version)
+            client.set_registered_model_alias(self.model_name, PREVIOUS, current.version)
+            return current.version, previous.version

@@ -1,0 +1,83 @@
+"""Sensors of the data stage: new files in the landing zone, and new dataset versions to train on."""
+
+import json
+
+from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+
+from mlops_assets import tags
+from mlops_assets.core import data as data_logic
+from mlops_assets.core import triggers
+from mlops_assets.jobs import ingest_job, training_job
+from mlops_assets.partitions import batch_partitions
+from resources import CHAMPION, Alerter, DataStore, LandingFileError, MlflowTracking
+from resources.policy import ContinuousTraining
+from sensors.common import runs_in_flight
+
+
+@sensor(job=ingest_job, minimum_interval_seconds=15,
+        description="Turns each new (or corrected) file in the landing zone into an ingestion run of its "
+                    "partition. Idempotent: the same bytes never ingest twice.")
+def new_data_sensor(context: SensorEvaluationContext, store: DataStore, alerts: Alerter):
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    listing = {}
+    for path in store.settled_landing_files():
+        st = path.lstat()
+        listing[path.name] = triggers.file_signature(st.st_size, st.st_mtime_ns)
+    todo = triggers.unseen_files(listing, seen)
+    if not todo:
+        return SkipReason(f"no new files in {store.landing}")
+    requests, keys = [], []
+    known = set(context.instance.get_dynamic_partitions(batch_partitions.name))
+    for name in todo:
+        try:
+            path = store.resolve_landing(name)
+            key = data_logic.partition_key_for(path)
+        except (LandingFileError, data_logic.BatchRejected) as exc:
+            moved = store.quarantine_file(store.landing / name, {"file": name, "reason": str(exc), "failures": []})
+            alerts.alert("batch_quarantined", f"{name} quarantined before ingestion: {exc}", file=name,
+                         quarantined_as=moved.name)
+            seen.pop(name, None)
+            continue
+        sha = data_logic.sha256_file(path)
+        seen[name] = listing[name]
+        if key not in known:
+            keys.append(key)
+            known.add(key)
+        requests.append(RunRequest(
+            partition_key=key, run_key=triggers.ingest_run_key(name, sha),
+            tags={tags.SOURCE_FILE: name, tags.SOURCE_SHA256: sha, tags.TRIGGER: "new_data"}))
+    for name in list(seen):
+        if name not in listing:
+            seen.pop(name)  # moved away (quarantined): a corrected file of that name counts as new
+    return SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True),
+                        dynamic_partitions_requests=[batch_partitions.build_add_request(keys)] if keys else [])
+
+
+@sensor(job=training_job, minimum_interval_seconds=30,
+        description="Starts continuous training when the accepted batches form a dataset version the champion "
+                    "was not trained on (waits for ingestion in flight, so a burst of files trains once).")
+def new_dataset_sensor(context: SensorEvaluationContext, store: DataStore, tracking: MlflowTracking,
+                       policy: ContinuousTraining):
+    if not policy.retrain_on_new_data:
+        return SkipReason("retraining on new data is switched off (ContinuousTraining.retrain_on_new_data)")
+    if runs_in_flight(context.instance, "ingest"):
+        return SkipReason("ingestion runs in flight: waiting for them to finish")
+    if runs_in_flight(context.instance, "training"):
+        return SkipReason("a training run is in flight")
+    spec = store.spec()
+    digest = data_logic.schema_hash(data_logic.raw_schema(spec))
+    batches = [b for b in store.batch_records() if b.get("schema_hash") == digest]
+    if not batches:
+        return SkipReason("no accepted batches yet")
+    dataset_id = data_logic.build_manifest(batches, spec_name=spec.name, schema_digest=digest)["id"]
+    if context.cursor == dataset_id:
+        return SkipReason(f"training for dataset {dataset_id} already requested")
+    champion = tracking.version_by_alias(CHAMPION)
+    if champion is not None and champion.tags.get(tags.LINEAGE_DATASET) == dataset_id:
+        return SensorResult(skip_reason=f"champion v{champion.version} already trained on {dataset_id}",
+                            cursor=dataset_id)
+    return SensorResult(
+        run_requests=[RunRequest(
+            run_key=f"data:{dataset_id}",
+            tags={tags.TRIGGER: "new_data", tags.DATASET_VERSION: dataset_id})],
+        cursor=dataset_id)

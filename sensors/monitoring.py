@@ -1,0 +1,74 @@
+"""Sensors and schedule of the monitoring stage: fresh drift and performance evaluations, and retraining
+when either finds the champion out of step with the world."""
+
+import json
+from datetime import UTC, datetime
+
+from dagster import (
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    build_schedule_from_partitioned_job,
+    sensor,
+)
+
+from mlops_assets import tags
+from mlops_assets.core import triggers
+from mlops_assets.jobs import monitoring_job, training_job
+from resources import CHAMPION, MlflowTracking, PredictionLog
+from resources.policy import ContinuousTraining
+from sensors.common import latest_metadata, runs_in_flight
+
+
+def _today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+@sensor(jobs=[monitoring_job, training_job], minimum_interval_seconds=30,
+        description="Asks for today's drift report and live performance whenever enough new predictions were "
+                    "served; when the newest drift report finds drift against the serving champion, launches "
+                    "one retraining for that drift episode.")
+def drift_sensor(context: SensorEvaluationContext, tracking: MlflowTracking, prediction_log: PredictionLog,
+                 policy: ContinuousTraining):
+    state = json.loads(context.cursor) if context.cursor else {}
+    today = _today()
+    requests = []
+    rows = prediction_log.count(datetime.fromisoformat(today).date())
+    last = state.get("rows", 0) if state.get("day") == today else 0
+    if triggers.monitoring_due(rows, last, policy.drift_every_rows) and not runs_in_flight(context.instance,
+                                                                                             "monitoring"):
+        requests.append(RunRequest(job_name=monitoring_job.name, partition_key=today,
+                                   run_key=f"monitor:{today}:{rows}", tags={tags.TRIGGER: "traffic"}))
+        state = {"day": today, "rows": rows}
+    champion = tracking.version_by_alias(CHAMPION)
+    key = triggers.drift_retrain_key(latest_metadata(context.instance, "drift_report"),
+                                     champion.version if champion else None)
+    if key and policy.retrain_on_drift and not runs_in_flight(context.instance, "training"):
+        requests.append(RunRequest(job_name=training_job.name, run_key=key,
+                                   tags={tags.TRIGGER: "drift", tags.CHAMPION_VERSION: champion.version}))
+    if not requests:
+        return SensorResult(skip_reason=f"{rows} predictions today; no new evidence", cursor=json.dumps(state))
+    return SensorResult(run_requests=requests, cursor=json.dumps(state))
+
+
+@sensor(job=training_job, minimum_interval_seconds=60,
+        description="Launches one retraining when live performance (from delivered labels) has decayed "
+                    "significantly below the champion's offline holdout metric.")
+def performance_sensor(context: SensorEvaluationContext, tracking: MlflowTracking, policy: ContinuousTraining):
+    if not policy.retrain_on_decay:
+        return SkipReason("retraining on decay is switched off (ContinuousTraining.retrain_on_decay)")
+    champion = tracking.version_by_alias(CHAMPION)
+    key = triggers.decay_retrain_key(latest_metadata(context.instance, "live_performance"),
+                                     champion.version if champion else None)
+    if key is None:
+        return SkipReason("no significant decay of the serving champion")
+    if runs_in_flight(context.instance, "training"):
+        return SkipReason("a training run is in flight")
+    return RunRequest(run_key=key, tags={tags.TRIGGER: "decay", tags.CHAMPION_VERSION: champion.version})
+
+
+champion_reevaluation_schedule = build_schedule_from_partitioned_job(
+    monitoring_job, name="champion_reevaluation_schedule", hour_of_day=0, minute_of_hour=30,
+    description="Re-evaluates yesterday's complete window every night (drift and live performance).",
+)
