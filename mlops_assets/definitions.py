@@ -17,9 +17,15 @@ from mlops_assets.jobs import JOBS
 from mlops_assets.monitoring import drift_report, live_performance
 from mlops_assets.registry import registered_model
 from mlops_assets.training import candidate_model
-from resources import Alerter, DataStore, JsonRecordIOManager, MlflowTracking, ServingGateway
-from resources.policy import ContinuousTraining
-from resources.prediction_log import PredictionLog
+from resources import (
+    Alerter,
+    ContinuousTraining,
+    DataStore,
+    JsonRecordIOManager,
+    MlflowTracking,
+    PredictionLog,
+    ServingGateway,
+)
 from sensors import SCHEDULES, SENSORS
 
 ASSETS = [raw_batches, dataset, features, candidate_model, model_evaluation, registered_model, deployment,

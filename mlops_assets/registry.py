@@ -9,6 +9,7 @@ from mlops_assets import tags
 from mlops_assets.evaluation import model_evaluation
 from mlops_assets.version import code_version, git_commit
 from resources import CHALLENGER, MlflowTracking
+from resources.tracking import VersionInfo
 
 
 def describe_version(evaluation: dict) -> str:
@@ -46,12 +47,13 @@ def registered_model(context: AssetExecutionContext, tracking: MlflowTracking, m
         version = existing[0]
         context.log.info(f"run {run_id} is already registered as v{version.version}")
     else:
-        version = mlflow.register_model(model_evaluation["model_uri"], tracking.model_name, tags=lineage)
+        version = VersionInfo.of(mlflow.register_model(model_evaluation["model_uri"], tracking.model_name,
+                                                        tags=lineage))
     for key, value in lineage.items():
         client.set_model_version_tag(tracking.model_name, version.version, key, value)
     client.update_model_version(tracking.model_name, version.version, description=describe_version(model_evaluation))
     client.set_registered_model_alias(tracking.model_name, CHALLENGER, version.version)
-    record = {"name": tracking.model_name, "version": str(version.version), "run_id": run_id,
+    record = {"name": tracking.model_name, "version": version.version, "run_id": run_id,
               "dataset_id": model_evaluation["dataset_id"]}
     return Output(record, metadata={
         "model": tracking.model_name, "version": int(version.version), "alias": CHALLENGER,

@@ -69,9 +69,12 @@ class Runner:
         tmp.replace(self.cursor_file)
 
     def tick(self, sensor_name: str) -> TickResult:
-        sensor_def = self.defs.get_sensor_def(sensor_name)
-        with build_sensor_context(instance=self.instance, cursor=self._cursors().get(sensor_name),
-                                  definitions=self.defs, sensor_name=sensor_name) as context:
+        sensor_def = self.defs.get_repository_def().get_sensor_def(sensor_name)
+        # An instance *ref* (not the instance) makes Dagster resolve partitioned run requests against the
+        # dynamic partitions the same tick adds, exactly as in the daemon.
+        with build_sensor_context(instance_ref=self.instance.get_ref(), cursor=self._cursors().get(sensor_name),
+                                  repository_def=self.defs.get_repository_def(), resources=self.defs.resources,
+                                  sensor_name=sensor_name) as context:
             data = sensor_def.evaluate_tick(context)
         for request in data.dynamic_partitions_requests or []:
             if isinstance(request, AddDynamicPartitionsRequest):

@@ -3,8 +3,10 @@
 from resources.alerts import Alerter
 from resources.gateway import ServingGateway
 from resources.io_manager import JsonRecordIOManager
+from resources.policy import ContinuousTraining
+from resources.prediction_log import PredictionLog
 from resources.store import DataStore, LandingFileError
 from resources.tracking import CHALLENGER, CHAMPION, PREVIOUS, MlflowTracking
 
-__all__ = ["CHALLENGER", "CHAMPION", "PREVIOUS", "Alerter", "DataStore", "JsonRecordIOManager",
-           "LandingFileError", "MlflowTracking", "ServingGateway"]
+__all__ = ["CHALLENGER", "CHAMPION", "PREVIOUS", "Alerter", "ContinuousTraining", "DataStore", "JsonRecordIOManager",
+           "LandingFileError", "MlflowTracking", "PredictionLog", "ServingGateway"]

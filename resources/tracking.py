@@ -11,12 +11,28 @@ from __future__ import annotations
 import contextlib
 import fcntl
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
 from dagster import ConfigurableResource
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registry version with its number as a string (MLflow returns int or str depending on the store)."""
+
+    version: str
+    run_id: str | None
+    source: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, mv: ModelVersion) -> "VersionInfo":
+        return cls(str(mv.version), mv.run_id, mv.source, dict(mv.tags or {}), list(mv.aliases or []))
+
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -53,18 +69,18 @@ class MlflowTracking(ConfigurableResource):
     def client(self) -> mlflow.MlflowClient:
         return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
 
-    def version_by_alias(self, alias: str) -> ModelVersion | None:
+    def version_by_alias(self, alias: str) -> VersionInfo | None:
         try:
-            return self.client().get_model_version_by_alias(self.model_name, alias)
+            return VersionInfo.of(self.client().get_model_version_by_alias(self.model_name, alias))
         except MlflowException:
             return None
 
-    def versions(self) -> list[ModelVersion]:
+    def versions(self) -> list[VersionInfo]:
         try:
             found = self.client().search_model_versions(f"name='{self.model_name}'")
         except MlflowException:
             return []
-        return sorted(found, key=lambda v: int(v.version))
+        return sorted((VersionInfo.of(v) for v in found), key=lambda v: int(v.version))
 
     @contextlib.contextmanager
     def registry_lock(self) -> Iterator[None]:

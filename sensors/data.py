@@ -9,8 +9,7 @@ from mlops_assets.core import data as data_logic
 from mlops_assets.core import triggers
 from mlops_assets.jobs import ingest_job, training_job
 from mlops_assets.partitions import batch_partitions
-from resources import CHAMPION, Alerter, DataStore, LandingFileError, MlflowTracking
-from resources.policy import ContinuousTraining
+from resources import CHAMPION, Alerter, ContinuousTraining, DataStore, LandingFileError, MlflowTracking
 from sensors.common import runs_in_flight
 
 

@@ -16,8 +16,7 @@ from dagster import (
 from mlops_assets import tags
 from mlops_assets.core import triggers
 from mlops_assets.jobs import monitoring_job, training_job
-from resources import CHAMPION, MlflowTracking, PredictionLog
-from resources.policy import ContinuousTraining
+from resources import CHAMPION, ContinuousTraining, MlflowTracking, PredictionLog
 from sensors.common import latest_metadata, runs_in_flight
 
 

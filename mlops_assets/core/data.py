@@ -92,7 +92,7 @@ def read_batch(path: Path, spec: DatasetSpec) -> pd.DataFrame:
 
 
 def _null_fraction_check(limit: float) -> pa.Check:
-    return pa.Check(lambda s: s.isna().mean() <= limit, element_wise=False,
+    return pa.Check(lambda s: s.isna().mean() <= limit, element_wise=False, ignore_na=False,
                     name=f"null_fraction<={limit}", error=f"share of nulls above {limit}")
 
 

@@ -1,0 +1,196 @@
+"""The asset graph through real Dagster runs, a real MLflow SQLite store and real files.
+
+Sensors are evaluated against the instance and their run requests executed in-process by the same
+Runner that `mlops demo` and `mlops ingest` use.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import mlflow
+import pytest
+from dagster import AssetKey, DagsterInstance, Definitions
+
+from mlops_assets import tags
+from mlops_assets.core.demo import make_batch, write_batches
+from mlops_assets.runner import Runner
+from resources import CHAMPION, PREVIOUS
+
+
+def runner_for(defs: Definitions, instance: DagsterInstance, lay) -> Runner:
+    return Runner(defs, instance, lay.io / "cursors.json")
+
+
+def ingest_and_train(runner: Runner) -> list:
+    ingest = runner.tick("new_data_sensor").runs
+    train = runner.tick("new_dataset_sensor").runs
+    return ingest + train
+
+
+def test_definitions_cover_the_lifecycle(defs: Definitions):
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"raw_batches", "dataset", "features", "candidate_model", "model_evaluation",
+                    "registered_model", "deployment", "drift_report", "live_performance"}
+    groups = {graph.get(AssetKey(k)).group_name for k in keys}
+    assert groups == {"data", "features", "training", "evaluation", "registry", "deployment", "monitoring"}
+    for name in ("new_data_sensor", "new_dataset_sensor", "drift_sensor", "performance_sensor"):
+        assert defs.get_repository_def().get_sensor_def(name)
+    assert defs.resolve_job_def("rollback_job")
+
+
+def test_ingestion_is_idempotent_and_versioned(defs, instance, lay):
+    runner = runner_for(defs, instance, lay)
+    files = write_batches(lay.landing, batches=2, rows=500, seed=1)
+    runs = runner.tick("new_data_sensor").runs
+    assert [r.success for r in runs] == [True, True]
+    store = defs.resources["store"]
+    records = store.batch_records()
+    assert {r["partition"] for r in records} == {f.stem for f in files}
+    objects = list((lay.store / "objects").rglob("*.parquet"))
+    assert len(objects) == 2
+
+    assert runner.tick("new_data_sensor").runs == []  # nothing new
+    os.utime(files[0])  # touched, same bytes: the run key dedups it
+    rerun = runner.tick("new_data_sensor").runs
+    assert len(rerun) == 1 and rerun[0].deduplicated
+
+    corrected = make_batch(500, seed=99, start_id=10_000)
+    tmp = lay.landing / ".tmp.csv"
+    corrected.to_csv(tmp, index=False)
+    tmp.replace(files[0])
+    fixed = runner.tick("new_data_sensor").runs
+    assert len(fixed) == 1 and fixed[0].success and not fixed[0].deduplicated
+    before = {r["partition"]: r["sha256"] for r in records}
+    assert store.batch_record(files[0].stem)["sha256"] != before[files[0].stem]
+    assert store.batch_record(files[1].stem)["sha256"] == before[files[1].stem]
+
+
+def test_full_chain_registers_and_deploys_with_lineage(defs, instance, lay):
+    runner = runner_for(defs, instance, lay)
+    write_batches(lay.landing, batches=3, rows=1000, seed=2)
+    runs = ingest_and_train(runner)
+    assert all(r.success for r in runs) and len(runs) == 4
+    tracking = defs.resources["tracking"]
+    champion = tracking.version_by_alias(CHAMPION)
+    assert champion is not None and champion.version == "1"
+    dataset_id = champion.tags[tags.LINEAGE_DATASET]
+    manifest = defs.resources["store"].load_manifest(dataset_id)
+    assert len(manifest["batches"]) == 3
+    assert champion.tags[tags.LINEAGE_RUN_ID] == runs[-1].run_id
+    assert float(champion.tags["metric.roc_auc"]) > 0.7
+
+    run = tracking.client().get_run(champion.run_id)
+    assert run.data.params["config.estimator"] == "hist_gradient_boosting"
+    assert "holdout_roc_auc" in run.data.metrics and "eval_roc_auc" in run.data.metrics
+    assert run.data.tags[tags.LINEAGE_DATASET] == dataset_id
+    assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [dataset_id, dataset_id]
+    artifacts = {a.path for a in tracking.client().list_artifacts(champion.run_id, "plots")}
+    assert {"plots/confusion_matrix.png", "plots/roc_curve.png", "plots/feature_importance.png"} <= artifacts
+
+    model = mlflow.pyfunc.load_model(f"models:/{tracking.model_name}@champion")
+    sample = make_batch(20, seed=5)[defs.resources["store"].spec().feature_names]
+    assert set(model.predict(sample)) <= {0, 1}
+
+    # Same data, same config, same code: the new-data sensor asks for nothing and a forced rerun skips.
+    assert runner.tick("new_dataset_sensor").runs == []
+    again = defs.resolve_job_def("training_job").execute_in_process(instance=instance)
+    assert again.success
+    assert tracking.version_by_alias(CHAMPION).version == "1"
+    assert len(tracking.versions()) == 1
+
+    # New data: version 2 becomes champion, version 1 stays as previous; rollback is one step.
+    write_batches(lay.landing, batches=1, rows=1000, seed=3)
+    assert all(r.success for r in ingest_and_train(runner))
+    assert tracking.version_by_alias(CHAMPION).version == "2"
+    assert tracking.version_by_alias(PREVIOUS).version == "1"
+    assert defs.resolve_job_def("rollback_job").execute_in_process(instance=instance).success
+    assert tracking.version_by_alias(CHAMPION).version == "1"
+    assert tracking.version_by_alias(PREVIOUS).version == "2"
+
+
+def _land(lay, name: str, content: bytes) -> Path:
+    path = lay.landing / name
+    path.write_bytes(content)
+    return path
+
+
+def test_bad_batches_are_quarantined_and_the_champion_stays(defs, instance, lay, tmp_path):
+    runner = runner_for(defs, instance, lay)
+    write_batches(lay.landing, batches=2, rows=800, seed=4)
+    assert all(r.success for r in ingest_and_train(runner))
+    tracking, store = defs.resources["tracking"], defs.resources["store"]
+    champion = tracking.version_by_alias(CHAMPION).version
+    versions_before = [m["id"] for m in store.manifests()]
+
+    good = make_batch(200, seed=50, start_id=900_000)
+    _land(lay, "missing_column.csv", good.drop(columns="income").to_csv(index=False).encode())
+    _land(lay, "wrong_type.csv", good.assign(age="old").to_csv(index=False).encode())
+    _land(lay, "empty.csv", b"")
+    _land(lay, "header_only.csv", (",".join(good.columns) + "\n").encode())
+    _land(lay, "garbage.parquet", os.urandom(2048))
+    _land(lay, "bad_label.csv", good.assign(default=3).to_csv(index=False).encode())
+    outside = tmp_path / "secret.csv"
+    good.to_csv(outside, index=False)
+    (lay.landing / "link.csv").symlink_to(outside)
+
+    runs = runner.tick("new_data_sensor").runs
+    assert runs and not any(r.success for r in runs)
+    reports = {r["file"]: r for r in store.quarantine_reports()}
+    assert set(reports) == {"missing_column.csv", "wrong_type.csv", "empty.csv", "header_only.csv",
+                            "garbage.parquet", "bad_label.csv", "link.csv"}
+    assert reports["missing_column.csv"]["failures"][0]["column"] == "income"
+    assert "symbolic link" in reports["link.csv"]["reason"]
+    assert outside.exists()  # the link's target is never touched
+    assert reports["empty.csv"]["reason"] == "file is empty"
+    assert not [p for p in lay.landing.iterdir() if not p.name.startswith("batch_")]
+
+    # Nothing downstream moved: no new dataset version, no training, same champion.
+    assert runner.tick("new_dataset_sensor").runs == []
+    assert [m["id"] for m in store.manifests()] == versions_before
+    assert tracking.version_by_alias(CHAMPION).version == champion
+
+    # The failed check carries the failure cases for the UI.
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [next(iter(defs.resolve_asset_graph().asset_check_keys))])
+    assert check is not None
+
+    # A corrected file of the same name is accepted on the next tick.
+    _land(lay, "bad_label.csv", good.to_csv(index=False).encode())
+    fixed = runner.tick("new_data_sensor").runs
+    assert len(fixed) == 1 and fixed[0].success
+
+
+def test_gate_blocks_a_model_trained_on_corrupted_labels(defs, instance, lay):
+    runner = runner_for(defs, instance, lay)
+    for i in range(2):
+        frame = make_batch(1000, seed=60 + i, start_id=i * 1000)
+        frame["default"] = frame["default"].sample(frac=1, random_state=i).to_numpy()  # labels scrambled
+        frame.to_csv(lay.landing / f"batch_scrambled_{i}.csv", index=False)
+    runs = ingest_and_train(runner)
+    assert [r.success for r in runs] == [True, True, False]
+    tracking = defs.resources["tracking"]
+    assert tracking.versions() == []
+    assert tracking.version_by_alias(CHAMPION) is None
+    record = json.loads((lay.io / "model_evaluation" / "__all__.json").read_text())
+    assert record["gate"]["passed"] is False and "roc_auc" in record["gate"]["reasons"][0]
+
+
+def test_gate_blocks_a_challenger_worse_than_the_champion(defs, instance, lay):
+    runner = runner_for(defs, instance, lay)
+    write_batches(lay.landing, batches=2, rows=1000, seed=7)
+    assert all(r.success for r in ingest_and_train(runner))
+    tracking = defs.resources["tracking"]
+    # A deliberately weak model that clears the absolute threshold but not the champion.
+    weak = {"ops": {"candidate_model": {"config": {"estimator": "random_forest",
+                                                     "params": {"max_depth": 1, "n_estimators": 3},
+                                                     "tuning_candidates": 0, "target_value": 0.0}},
+                    "model_evaluation": {"config": {"thresholds": {"roc_auc": 0.5}}}}}
+    result = defs.resolve_job_def("training_job").execute_in_process(instance=instance, run_config=weak,
+                                                                      raise_on_error=False)
+    assert not result.success
+    assert tracking.version_by_alias(CHAMPION).version == "1"
+    assert len(tracking.versions()) == 1
+    record = json.loads((lay.io / "model_evaluation" / "__all__.json").read_text())
+    assert [r.split(":")[0] for r in record["gate"]["reasons"]] == ["no regression vs champion"]
