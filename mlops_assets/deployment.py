@@ -8,8 +8,7 @@ from dagster import AssetExecutionContext, Config, Failure, MetadataValue, Outpu
 
 from mlops_assets.core.deployment import STRATEGIES, smoke_test
 from mlops_assets.core.features import xy
-from mlops_assets.evaluation import SMOKE_ROWS, model_evaluation
-from mlops_assets.registry import registered_model
+from mlops_assets.evaluation import SMOKE_ROWS
 from resources import CHAMPION, PREVIOUS, Alerter, DataStore, MlflowTracking, ServingGateway
 
 
@@ -56,13 +55,13 @@ def deployment(context: AssetExecutionContext, config: DeploymentConfig, store: 
     if config.wait_for_gateway and gateway.is_up():
         served = gateway.wait_for_version(version)
         if not served:
-            tracking.restore(before_champion.version if before_champion else None,
-                             before_previous.version if before_previous else None)
+            restored = before_champion.version if before_champion else None
+            tracking.restore(restored, before_previous.version if before_previous else None)
             alerts.alert("deployment_failed", f"gateway did not switch to v{version}; aliases restored",
                          severity="error")
             raise Failure(description=f"the gateway at {gateway.url} did not serve v{version} within "
                                       f"{gateway.timeout_seconds}s (see its /health for the load error); the "
-                                      f"champion alias was moved back to v{before_champion.version if before_champion else '-'}")
+                                      f"champion alias was moved back to v{restored or '-'}")
     elif config.wait_for_gateway:
         context.log.warning(f"no gateway answering at {gateway.url}: it will serve v{version} when it starts")
     record = {"version": version, "previous": old, "strategy": config.strategy,

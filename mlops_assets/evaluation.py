@@ -23,7 +23,6 @@ from mlops_assets.core.features import xy
 from mlops_assets.core.plots import evaluation_plots
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.core.training import compute_metrics
-from mlops_assets.training import candidate_model
 from resources import CHAMPION, DataStore, MlflowTracking
 
 SMOKE_ROWS = 50

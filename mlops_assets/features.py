@@ -6,7 +6,6 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from mlops_assets.core import data as data_logic
 from mlops_assets.core import features as logic
 from mlops_assets.core.tables import markdown_table
-from mlops_assets.data import dataset
 from resources import DataStore
 
 

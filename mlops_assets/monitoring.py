@@ -5,7 +5,7 @@ import base64
 from datetime import date
 from typing import Any
 
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, BackfillPolicy, Config, MetadataValue, Output, asset
 
 from mlops_assets import tags
 from mlops_assets.core.drift import DriftConfig, detect_drift
@@ -36,17 +36,8 @@ def _champion_context(tracking: MlflowTracking) -> tuple[str | None, str | None,
     return champion.version, champion.tags.get(tags.LINEAGE_DATASET), offline
 
 
-@asset(
-    partitions_def=daily_partitions,
-    group_name="monitoring",
-    io_manager_key="records",
-    description="That day's served inputs (the prediction log) against the serving champion's training "
-                "features: a per-column drift test (KS / Wasserstein / chi-square / Jensen-Shannon, "
-                "Evidently-compatible defaults) and a dataset verdict from the share of drifted columns.",
-)
-def drift_report(context: AssetExecutionContext, config: DriftReportConfig, store: DataStore,
-                 tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter) -> Output[dict]:
-    day = date.fromisoformat(context.partition_key)
+def _drift_for_day(day: date, config: DriftReportConfig, store: DataStore, tracking: MlflowTracking,
+                   prediction_log: PredictionLog, alerts: Alerter) -> tuple[dict[str, Any], dict[str, Any]]:
     spec = store.spec()
     version, dataset_id, _ = _champion_context(tracking)
     current = prediction_log.predictions(day)
@@ -54,8 +45,8 @@ def drift_report(context: AssetExecutionContext, config: DriftReportConfig, stor
                               "current_rows": len(current)}
     if version is None or dataset_id is None:
         record.update(status="insufficient_data", detail="no champion serving yet", drifted_columns=[],
-                      share_drifted=0.0)
-        return Output(record, metadata={"status": "insufficient_data", "detail": record["detail"]})
+                      share_drifted=0.0, dataset_drift=False)
+        return record, {"status": "insufficient_data", "detail": record["detail"], "dataset_drift": False}
     reference = store.load_features(dataset_id, "train")
     present = [c for c in spec.feature_names if c in current.columns]
     report = detect_drift(reference[spec.feature_names], current[present] if present else current.iloc[:, 0:0],
@@ -77,20 +68,39 @@ def drift_report(context: AssetExecutionContext, config: DriftReportConfig, stor
         "columns": MetadataValue.md(markdown_table(report.to_frame())),
     }
     if png:
-        metadata["distributions"] = MetadataValue.md(f"![drift](data:image/png;base64,{base64.b64encode(png).decode()})")
-    return Output(record, metadata=metadata)
+        encoded = base64.b64encode(png).decode()
+        metadata["distributions"] = MetadataValue.md(f"![drift](data:image/png;base64,{encoded})")
+    return record, metadata
+
+
+def _per_partition(context: AssetExecutionContext, compute) -> Output:
+    """One day per run from sensors and the UI; a whole range in one run for CLI backfills
+    (``--partition-range`` needs a single-run backfill policy): then the value maps day -> record."""
+    keys = context.partition_keys
+    results = {key: compute(date.fromisoformat(key)) for key in keys}
+    if len(keys) == 1:
+        record, metadata = results[keys[0]]
+        return Output(record, metadata=metadata)
+    record, metadata = results[keys[-1]]
+    return Output({k: r for k, (r, _) in results.items()}, metadata={**metadata, "days": len(keys)})
 
 
 @asset(
     partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
     group_name="monitoring",
     io_manager_key="records",
-    description="That day's predictions joined with the labels delivered for them (POST /feedback): accuracy "
-                "or RMSE with a confidence interval, compared with the champion's offline holdout metric.",
+    description="That day's served inputs (the prediction log) against the serving champion's training "
+                "features: a per-column drift test (KS / Wasserstein / chi-square / Jensen-Shannon, "
+                "Evidently-compatible defaults) and a dataset verdict from the share of drifted columns.",
 )
-def live_performance(context: AssetExecutionContext, config: LivePerformanceConfig, store: DataStore,
-                     tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter) -> Output[dict]:
-    day = date.fromisoformat(context.partition_key)
+def drift_report(context: AssetExecutionContext, config: DriftReportConfig, store: DataStore,
+                 tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter) -> Output:
+    return _per_partition(context, lambda day: _drift_for_day(day, config, store, tracking, prediction_log, alerts))
+
+
+def _live_for_day(day: date, config: LivePerformanceConfig, store: DataStore, tracking: MlflowTracking,
+                  prediction_log: PredictionLog, alerts: Alerter) -> tuple[dict[str, Any], dict[str, Any]]:
     spec = store.spec()
     version, _, offline = _champion_context(tracking)
     predictions = prediction_log.predictions(day)
@@ -106,8 +116,21 @@ def live_performance(context: AssetExecutionContext, config: LivePerformanceConf
                      severity="error")
     record = {"day": day.isoformat(), "champion_version": version, "baseline": baseline, "decayed": decayed,
               **live.to_dict()}
-    return Output(record, metadata={
+    return record, {
         "metric": live.metric, "value": live.value, "ci_low": live.ci_low, "ci_high": live.ci_high,
         "labeled_rows": live.labeled_rows, "offline_baseline": baseline, "decayed": decayed,
         "champion_version": version or "none",
-    })
+    }
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="monitoring",
+    io_manager_key="records",
+    description="That day's predictions joined with the labels delivered for them (POST /feedback): accuracy "
+                "or RMSE with a confidence interval, compared with the champion's offline holdout metric.",
+)
+def live_performance(context: AssetExecutionContext, config: LivePerformanceConfig, store: DataStore,
+                     tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter) -> Output:
+    return _per_partition(context, lambda day: _live_for_day(day, config, store, tracking, prediction_log, alerts))

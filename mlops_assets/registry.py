@@ -6,7 +6,6 @@ import mlflow
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from mlops_assets import tags
-from mlops_assets.evaluation import model_evaluation
 from mlops_assets.version import code_version, git_commit
 from resources import CHALLENGER, MlflowTracking
 from resources.tracking import VersionInfo

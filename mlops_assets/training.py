@@ -18,7 +18,6 @@ from mlops_assets import tags
 from mlops_assets.core import training as logic
 from mlops_assets.core.features import xy
 from mlops_assets.core.tables import markdown_table
-from mlops_assets.features import features
 from mlops_assets.version import code_version, git_commit
 from resources import CHAMPION, DataStore, MlflowTracking
 

@@ -19,6 +19,7 @@ from dagster import ConfigurableResource
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+
 @dataclass(frozen=True)
 class VersionInfo:
     """A registry version with its number as a string (MLflow returns int or str depending on the store)."""
@@ -30,7 +31,7 @@ class VersionInfo:
     aliases: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, mv: ModelVersion) -> "VersionInfo":
+    def of(cls, mv: ModelVersion) -> VersionInfo:
         return cls(str(mv.version), mv.run_id, mv.source, dict(mv.tags or {}), list(mv.aliases or []))
 
 

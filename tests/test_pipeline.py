@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import mlflow
-import pytest
 from dagster import AssetKey, DagsterInstance, Definitions
 
 from mlops_assets import tags

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from mlops_assets.core import evaluation, monitoring, training, triggers
-from mlops_assets.core.deployment import smoke_test
 from mlops_assets.core.demo import make_batch
+from mlops_assets.core.deployment import smoke_test
 from mlops_assets.core.features import split
 from mlops_assets.core.spec import demo_spec
 
