@@ -35,6 +35,8 @@ class VersionInfo:
         return cls(str(mv.version), mv.run_id, mv.source, dict(mv.tags or {}), list(mv.aliases or []))
 
 
+_READY: set[str] = set()  # tracking URIs whose store this process has already touched once
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous"
@@ -68,7 +70,16 @@ class MlflowTracking(ConfigurableResource):
             return client.get_experiment_by_name(self.experiment).experiment_id
 
     def client(self) -> mlflow.MlflowClient:
-        return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        if self.tracking_uri in _READY:
+            return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        # The first use of a fresh SQL store runs its schema migrations; two processes doing that at once
+        # (parallel steps of one run) collide, so the first touch is serialised across processes.
+        with self._file_lock("store-init"):
+            client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+        _READY.add(self.tracking_uri)
+        return client
 
     def version_by_alias(self, alias: str) -> VersionInfo | None:
         try:
@@ -83,11 +94,14 @@ class MlflowTracking(ConfigurableResource):
             return []
         return sorted((VersionInfo.of(v) for v in found), key=lambda v: int(v.version))
 
-    @contextlib.contextmanager
-    def registry_lock(self) -> Iterator[None]:
+    def registry_lock(self) -> contextlib.AbstractContextManager[None]:
         """Serialise alias moves between processes on this machine (runs at scale serialise through
         Dagster's concurrency limits, see docs/scale-out.md)."""
-        path = Path(self.lock_dir) / f"registry-{self.model_name}.lock"
+        return self._file_lock(f"registry-{self.model_name}")
+
+    @contextlib.contextmanager
+    def _file_lock(self, name: str) -> Iterator[None]:
+        path = Path(self.lock_dir) / f"{name}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
