@@ -103,6 +103,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from mlops_assets import tags
+    from mlops_assets.core.data import BatchRejected
     from mlops_assets.definitions import build_definitions
     from mlops_assets.runner import Runner
 
@@ -122,23 +124,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     before = {r["quarantined_as"] for r in store.quarantine_reports()}
     with _instance(lay) as instance:
         tick = Runner(defs, instance, lay.io / "sensor_cursors.json").tick("new_data_sensor")
-    bad = 0
-    for run in tick.runs:
-        source = run.tags.get("mlops/source_file", run.partition)
-        if run.success:
-            record = store.batch_record(run.partition)
-            print(f"accepted    {source}: partition {run.partition}, {record['rows']} rows, sha256 {record['sha256']}")
-        else:
-            bad += 1
-            print(f"quarantined {source}: see the report in {lay.quarantine}")
-    for report in store.quarantine_reports():
-        if report["quarantined_as"] not in before:
-            if not any(r.tags.get("mlops/source_file") == report["file"] for r in tick.runs):
-                bad += 1
-            print(f"  {report['file']}: {report['reason']}")
-    if not tick.runs and not bad:
+    new_reports = [r for r in store.quarantine_reports() if r["quarantined_as"] not in before]
+    accepted = [r for r in tick.runs if r.success]
+    for run in accepted:
+        record = store.batch_record(run.partition)
+        print(f"accepted    {run.tags.get(tags.SOURCE_FILE, run.partition)}: partition {run.partition}, "
+              f"{record['rows']} rows, sha256 {record['sha256']}")
+    for report in new_reports:
+        rejected = BatchRejected(report["file"], report["reason"], report.get("failures", []))
+        print(f"quarantined {rejected}\n  (moved to {lay.quarantine / report['quarantined_as']})")
+    failed_otherwise = [r for r in tick.runs if not r.success and not r.deduplicated
+                        and r.tags.get(tags.SOURCE_FILE) not in {rep["file"] for rep in new_reports}]
+    for run in failed_otherwise:
+        print(f"failed      {run.tags.get(tags.SOURCE_FILE, run.partition)}: run {run.run_id} failed; "
+              "see it in the Dagster UI")
+    if not tick.runs and not new_reports:
         print(tick.skip_message or "nothing to ingest")
-    return 1 if bad else 0
+    return 1 if new_reports or failed_otherwise else 0
 
 
 def cmd_data(args: argparse.Namespace) -> int:

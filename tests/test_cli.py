@@ -1,0 +1,65 @@
+"""The `mlops` command line, run in-process against a temporary home."""
+
+import hashlib
+import json
+
+import pytest
+
+from mlops_assets.cli import main
+from mlops_assets.core.demo import make_batch, write_batches
+
+
+@pytest.fixture
+def cli_home(lay, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(lay.dagster_home))
+    return lay
+
+
+def test_ingest_reports_each_file_and_fails_on_quarantine(cli_home, tmp_path, capsys):
+    good = tmp_path / "batch_good.csv"
+    make_batch(300, seed=1).to_csv(good, index=False)
+    bad = tmp_path / "batch_bad.csv"
+    make_batch(300, seed=2, start_id=1000).drop(columns="age").to_csv(bad, index=False)
+    code = main(["ingest", str(good), str(bad)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "accepted    batch_good.csv: partition batch_good, 300 rows" in out
+    assert "quarantined batch_bad.csv" in out and "'age' failed missing column" in out
+    assert (cli_home.quarantine / next(p.name for p in cli_home.quarantine.iterdir()
+                                       if p.name.endswith("batch_bad.csv"))).exists()
+
+    assert main(["ingest"]) == 0  # nothing new: same file never ingests twice
+    assert "no new files" in capsys.readouterr().out
+
+
+def test_data_versions_diff_and_checkout_round_trip(cli_home, defs, instance, tmp_path, capsys):
+    from mlops_assets.runner import Runner
+
+    runner = Runner(defs, instance, cli_home.io / "sensor_cursors.json")
+    write_batches(cli_home.landing, batches=2, rows=300, seed=3)
+    runner.tick("new_data_sensor")
+    dataset_job = defs.resolve_job_def("training_job")
+    first = dataset_job.execute_in_process(instance=instance, op_selection=["dataset"])
+    assert first.success
+    write_batches(cli_home.landing, batches=1, rows=300, seed=4)
+    runner.tick("new_data_sensor")
+    assert dataset_job.execute_in_process(instance=instance, op_selection=["dataset"]).success
+
+    assert main(["data", "versions", "--json"]) == 0
+    versions = json.loads(capsys.readouterr().out)
+    assert [v["batches"] for v in versions] == [2, 3]
+    assert {"id", "created", "batches", "rows", "schema_hash"} <= set(versions[0])
+    a, b = versions[0]["id"], versions[1]["id"]
+
+    assert main(["data", "diff", a, b]) == 0
+    diff = capsys.readouterr().out
+    assert "rows 600 -> 900 (+300)" in diff and diff.count("\n  + ") == 1
+
+    target = tmp_path / "checkout"
+    assert main(["data", "checkout", a, str(target)]) == 0
+    manifest = json.loads((target / "manifest.json").read_text())
+    for batch in manifest["batches"]:
+        payload = (target / f"{batch['partition']}.parquet").read_bytes()
+        assert hashlib.sha256(payload).hexdigest() == batch["sha256"]
+
+    assert main(["data", "diff", a, "doesnotexist"]) == 2
