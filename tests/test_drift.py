@@ -35,33 +35,45 @@ def normal_frame(rng: np.random.Generator, n: int, shift: dict[str, float] | Non
 # ------------------------------------------------------------------------------------------ verdicts
 
 
+def shuffled(frame: pd.DataFrame, seed: int = 0, **shift: float) -> pd.DataFrame:
+    """The same rows in another order (so exactly the same distribution), with some columns shifted."""
+    out = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    return out.assign(**{name: out[name] + delta for name, delta in shift.items()})
+
+
 @pytest.mark.parametrize("n", [400, 5000])
 def test_identical_distributions_do_not_drift(n: int) -> None:
-    rng = np.random.default_rng(1)
-    report = detect_drift(normal_frame(rng, n), normal_frame(rng, n))
-    assert report.status == "no_drift"
-    assert not report.dataset_drift
+    reference = normal_frame(np.random.default_rng(1), n)
+    report = detect_drift(reference, shuffled(reference))
+    assert report.status == "no_drift" and not report.dataset_drift
     assert report.drifted_columns == []
     assert [c.status for c in report.columns] == ["no_drift"] * 4
+    assert all((c.p_value == pytest.approx(1.0)) if c.p_value is not None else (c.statistic == pytest.approx(0))
+               for c in report.columns)
+
+
+def test_independent_large_samples_of_one_distribution_do_not_drift() -> None:
+    rng = np.random.default_rng(1)
+    report = detect_drift(normal_frame(rng, 5000), normal_frame(rng, 4000))
+    assert report.drifted_columns == [] and max(c.statistic for c in report.columns) < 0.05
 
 
 @pytest.mark.parametrize("n", [400, 5000])
 def test_shifted_mean_flags_that_column_only(n: int) -> None:
-    rng = np.random.default_rng(2)
-    report = detect_drift(normal_frame(rng, n), normal_frame(rng, n, shift={"b": 0.6}))
+    reference = normal_frame(np.random.default_rng(2), n)
+    report = detect_drift(reference, shuffled(reference, b=0.3))
     assert report.drifted_columns == ["b"]
     assert report.share_drifted == pytest.approx(0.25)
     assert not report.dataset_drift and report.status == "no_drift"
 
 
 def test_dataset_drift_when_share_reaches_threshold() -> None:
-    rng = np.random.default_rng(3)
-    report = detect_drift(normal_frame(rng, 600), normal_frame(rng, 600, shift={"a": 1.0, "b": 1.0}))
+    reference = normal_frame(np.random.default_rng(3), 600)
+    current = shuffled(reference, a=1.0, b=1.0)
+    report = detect_drift(reference, current)
     assert report.share_drifted == pytest.approx(0.5)
     assert report.dataset_drift and report.status == "drift"
-    stricter = detect_drift(normal_frame(rng, 600), normal_frame(rng, 600, shift={"a": 1.0, "b": 1.0}),
-                            config=DriftConfig(drift_share=0.75))
-    assert not stricter.dataset_drift
+    assert not detect_drift(reference, current, config=DriftConfig(drift_share=0.75)).dataset_drift
 
 
 @pytest.mark.parametrize(("rows", "numeric_test", "categorical_test"), [
@@ -233,7 +245,10 @@ def test_missing_and_non_numeric_columns_are_insufficient() -> None:
     assert report["y"].status == "insufficient_data" and "missing from current" in report["y"].detail
     assert report["x"].status == "insufficient_data" and "not numeric" in report["x"].detail
     assert math.isnan(report["x"].threshold)
-    assert detect_drift(reference, current).columns == []  # by default only common, testable columns
+    assert [c.column for c in detect_drift(reference, current).columns] == ["x"]  # common columns only
+    from_json = pd.DataFrame({"x": pd.Series([0.5, None, -0.5, 1.0] * 25, dtype=object)})
+    column = detect_drift(reference, from_json, columns={"x": "numeric"}).columns[0]
+    assert column.status != "insufficient_data" and column.current_size == 75
     with pytest.raises(ValueError, match="kinds"):
         detect_drift(reference, current, columns={"x": "text"})
 
@@ -260,7 +275,8 @@ def test_thresholds_override_defaults() -> None:
     reference, current = evidently_small_frames()
     loose = by_name(detect_drift(reference, current, config=DriftConfig(stattest_threshold=0.1)))
     assert loose["wave"].threshold == 0.1 and loose["wave"].drifted  # p = 0.0727
-    per_column = by_name(detect_drift(reference, current, config=DriftConfig(column_thresholds={"answer": 0.01})))
+    strict = DriftConfig(column_thresholds={"answer": 0.01})
+    per_column = by_name(detect_drift(reference, current, config=strict))
     assert per_column["answer"].threshold == 0.01 and not per_column["answer"].drifted
     with pytest.raises(ValueError):
         DriftConfig(stattest_threshold=-1.0)
@@ -366,14 +382,17 @@ def test_cli_drift_json_and_html(files, tmp_path) -> None:
     assert drift_command(files["reference"], files["shifted_csv"], columns=["colour"], out=io.StringIO()) == 0
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (lambda d: str(d / "absent.csv"), "no such file"),
-    (lambda d: (d / "data.txt").write_text("a\n1\n") and str(d / "data.txt"), "unsupported file type"),
-    (lambda d: (d / "broken.parquet").write_bytes(b"not parquet") and str(d / "broken.parquet"), "cannot read"),
-    (lambda d: (d / "empty.csv").write_text("") or str(d / "empty.csv"), "cannot read"),
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("absent.csv", None, "no such file"),
+    ("data.txt", b"a\n1\n", "unsupported file type"),
+    ("broken.parquet", b"not parquet", "cannot read"),
+    ("empty.csv", b"", "cannot read"),
 ])
-def test_cli_errors_exit_2_without_traceback(files, tmp_path, capsys, make, message) -> None:
-    bad = make(tmp_path)
+def test_cli_errors_exit_2_without_traceback(files, tmp_path, capsys, name, content, message) -> None:
+    bad = tmp_path / name
+    if content is not None:
+        bad.write_bytes(content)
+    bad = str(bad)
     assert drift_command(files["reference"], bad, out=io.StringIO()) == 2
     err = capsys.readouterr().err
     assert bad in err and message in err and "Traceback" not in err

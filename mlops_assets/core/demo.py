@@ -33,14 +33,13 @@ def make_batch(n_rows: int, *, seed: int, drift: float = 0.0, start_id: int = 0)
 
     util = np.nan_to_num(utilization, nan=0.3)
     logit = (
-        -1.8
+        -1.8 - 1.5 * drift
         - 2.4 * (np.log(income) - 10.8)
-        + 2.6 * debt_ratio
-        + (3.0 + 5.0 * drift) * (util - 0.3)
+        + (2.6 - 3.0 * drift) * debt_ratio
+        + (3.0 - 7.0 * drift) * (util - 0.3)
         - 0.04 * (age - 42)
         + 1.8 * (employment == "unemployed")
-        + 2.5 * drift * (region == "west")
-        - 2.0 * drift * (employment == "retired")
+        + 3.0 * drift * (region == "west")
     )
     default = (rng.random(n_rows) < 1 / (1 + np.exp(-logit))).astype(int)
     return pd.DataFrame({
