@@ -63,3 +63,30 @@ def test_data_versions_diff_and_checkout_round_trip(cli_home, defs, instance, tm
         assert hashlib.sha256(payload).hexdigest() == batch["sha256"]
 
     assert main(["data", "diff", a, "doesnotexist"]) == 2
+
+
+def test_schema_infer_then_the_pipeline_enforces_it(cli_home, tmp_path, monkeypatch, capsys):
+    """A user's own data set: infer a spec from a sample, point MLOPS_DATASET at it, ingest."""
+    sample = make_batch(400, seed=8).rename(columns={"default": "churned", "application_id": "customer"})
+    sample_path = tmp_path / "sample.csv"
+    sample.to_csv(sample_path, index=False)
+    spec_path = tmp_path / "churn.yaml"
+    assert main(["schema", "infer", str(sample_path), "--target", "churned", "--id-column", "customer",
+                 "--name", "churn", "-o", str(spec_path)]) == 0
+    monkeypatch.setenv("MLOPS_DATASET", str(spec_path))
+    assert main(["schema", "show", str(spec_path)]) == 0
+    shown = capsys.readouterr().out
+    assert "schema churn_raw" in shown and "isin([0, 1])" in shown
+
+    good = tmp_path / "churn_2026-01-01.csv"
+    make_batch(300, seed=9, start_id=5000).rename(
+        columns={"default": "churned", "application_id": "customer"}).to_csv(good, index=False)
+    bad = tmp_path / "churn_2026-01-02.csv"
+    make_batch(300, seed=10, start_id=9000).rename(
+        columns={"default": "churned", "application_id": "customer"}).assign(region="mars").to_csv(bad, index=False)
+    assert main(["ingest", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "accepted    churn_2026-01-01.csv" in out
+    assert "column 'region' failed isin(['east', 'north', 'south', 'west']) in 300 row(s)" in out
+
+    assert main(["schema", "infer", str(sample_path), "--target", "nope"]) == 2

@@ -93,11 +93,11 @@ def read_batch(path: Path, spec: DatasetSpec) -> pd.DataFrame:
 
 def _null_fraction_check(limit: float) -> pa.Check:
     return pa.Check(lambda s: s.isna().mean() <= limit, element_wise=False, ignore_na=False,
-                    name=f"null_fraction<={limit}", error=f"share of nulls above {limit}")
+                    name=f"null_fraction<={limit}", error=f"share of nulls <= {limit}")
 
 
 def _finite_check() -> pa.Check:
-    return pa.Check(lambda s: ~np.isinf(s.astype(float)), name="finite", error="value is +/-inf",
+    return pa.Check(lambda s: ~np.isinf(s.astype(float)), name="finite", error="finite (no +/-inf)",
                     ignore_na=True)
 
 

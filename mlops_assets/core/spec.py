@@ -7,10 +7,13 @@ Validation errors name the key and what is allowed, so a bad config is fixed in 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class NumericColumn(BaseModel):
@@ -123,3 +126,48 @@ def demo_spec() -> DatasetSpec:
         ],
         classes=[0, 1],
     )
+
+
+MAX_CATEGORIES = 50
+
+
+def infer_spec(frame: pd.DataFrame, *, name: str, target: str, task: str | None = None,
+               id_column: str | None = None, timestamp_column: str | None = None) -> DatasetSpec:
+    """A first spec from a sample, for a person to review and commit: kinds from dtypes, categories as seen,
+    a lower bound of 0 for columns never negative, nullability with head-room over the sample's null share."""
+    import pandas as pd
+
+    missing = [c for c in (target, id_column, timestamp_column) if c and c not in frame.columns]
+    if missing:
+        raise SpecError(f"columns {missing} are not in the sample; it has {list(frame.columns)}")
+    labels = frame[target].dropna()
+    if task is None:
+        few = labels.nunique() <= 20
+        task = "classification" if few and not pd.api.types.is_float_dtype(labels) else "regression"
+    numeric, categorical = [], []
+    for col in frame.columns:
+        if col in (target, id_column, timestamp_column):
+            continue
+        series = frame[col]
+        nulls = float(series.isna().mean())
+        null_kw = {"nullable": nulls > 0, "max_null_fraction": round(min(1.0, 2 * nulls + 0.01), 4) if nulls else 0.0}
+        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+            values = sorted(series.dropna().astype(str).unique().tolist())
+            if len(values) > MAX_CATEGORIES:
+                raise SpecError(f"column {col!r} has {len(values)} distinct text values (more than "
+                                f"{MAX_CATEGORIES}); drop it or encode it before training")
+            categorical.append(CategoricalColumn(name=col, categories=values or ["unknown"], **null_kw))
+        else:
+            low = 0.0 if series.min() >= 0 else None
+            numeric.append(NumericColumn(name=col, min=low, **null_kw))
+    classes = None
+    if task == "classification":
+        raw = sorted(labels.unique().tolist(), key=str)
+        classes = [int(v) if float(v).is_integer() else v for v in raw] \
+            if pd.api.types.is_numeric_dtype(labels) else [str(v) for v in raw]
+    return DatasetSpec(name=name, task=task, target=target, id_column=id_column,
+                       timestamp_column=timestamp_column, numeric=numeric, categorical=categorical, classes=classes)
+
+
+def dump_spec(spec: DatasetSpec) -> str:
+    return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
