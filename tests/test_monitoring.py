@@ -1,0 +1,115 @@
+"""Monitoring and continuous training through real Dagster runs: drift and decay launch exactly one retraining.
+
+The prediction log is written here with the gateway's own writer (the gateway itself is exercised in
+tests/test_gateway.py and tests/test_e2e.py), from the real champion's predictions.
+"""
+
+import json
+from datetime import UTC, datetime
+
+import mlflow
+import pytest
+from dagster import DagsterRunStatus, RunsFilter
+
+from mlops_assets import tags
+from mlops_assets.core.demo import make_batch, write_batches
+from mlops_assets.core.predictions import FEEDBACK, PREDICTIONS, JsonlLog
+from mlops_assets.runner import Runner
+from resources import CHAMPION
+
+
+@pytest.fixture
+def manual_retraining(monkeypatch):
+    """Only monitoring may launch training in these tests."""
+    monkeypatch.setenv("MLOPS_RETRAIN_ON_NEW_DATA", "false")
+    monkeypatch.setenv("MLOPS_DRIFT_EVERY_ROWS", "200")
+
+
+def serve(lay, tracking, spec, frame, *, with_labels: bool) -> None:
+    """Play the gateway: predict with the champion and log requests (and labels) in its format."""
+    champion = tracking.version_by_alias(CHAMPION)
+    model = mlflow.sklearn.load_model(f"models:/{tracking.model_name}/{champion.version}")
+    predictions, feedback = JsonlLog(lay.home, PREDICTIONS), JsonlLog(lay.home, FEEDBACK)
+    for start in range(0, len(frame), 25):
+        part = frame.iloc[start:start + 25]
+        x = part[spec.feature_names]
+        rid = f"req-{start}-{champion.version}"
+        predictions.write({"request_id": rid, "model_name": tracking.model_name, "model_version": champion.version,
+                           "slot": "champion", "columns": list(x.columns),
+                           "data": x.astype(object).where(x.notna(), None).to_numpy().tolist(),
+                           "outputs": model.predict(x).tolist(), "latency_ms": 1.0})
+        if with_labels:
+            feedback.write({"request_id": rid, "labels": part[spec.target].tolist()})
+    predictions.close()
+    feedback.close()
+
+
+def training_runs(instance) -> list:
+    return instance.get_runs(filters=RunsFilter(job_name="training_job", statuses=[DagsterRunStatus.SUCCESS]))
+
+
+def bootstrap(defs, instance, lay) -> Runner:
+    runner = Runner(defs, instance, lay.io / "cursors.json")
+    write_batches(lay.landing, batches=3, rows=1500, seed=11)
+    assert all(r.success for r in runner.tick("new_data_sensor").runs)
+    assert runner.tick("new_dataset_sensor").runs == []  # switched off by the policy
+    assert defs.resolve_job_def("training_job").execute_in_process(instance=instance).success
+    return runner
+
+
+def test_drift_launches_exactly_one_retraining_whose_model_serves(manual_retraining, defs, instance, lay):
+    runner = bootstrap(defs, instance, lay)
+    tracking, store = defs.resources["tracking"], defs.resources["store"]
+    spec = store.spec()
+    v1 = tracking.version_by_alias(CHAMPION)
+
+    serve(lay, tracking, spec, make_batch(300, seed=12, start_id=7_000_000), with_labels=False)
+    tick = runner.tick("drift_sensor")
+    assert [(r.job, r.success) for r in tick.runs] == [("monitoring_job", True)]
+    assert runner.tick("drift_sensor").runs == []  # no drift on traffic like the training data
+
+    # The world drifts: labelled drifted batches land (ingested, not trained on) and traffic shifts.
+    write_batches(lay.landing, batches=2, rows=1500, drift=0.7, seed=13)
+    assert all(r.success for r in runner.tick("new_data_sensor").runs)
+    serve(lay, tracking, spec, make_batch(400, seed=14, drift=0.7, start_id=8_000_000), with_labels=False)
+    tick = runner.tick("drift_sensor")
+    assert [(r.job, r.success) for r in tick.runs] == [("monitoring_job", True)]
+    report = json.loads((lay.io / "drift_report" / f"{datetime.now(UTC).date()}.json").read_text())
+    assert report["dataset_drift"] and report["champion_version"] == v1.version
+
+    tick = runner.tick("drift_sensor")
+    assert [(r.job, r.success, r.tags[tags.TRIGGER]) for r in tick.runs] == [("training_job", True, "drift")]
+    v2 = tracking.version_by_alias(CHAMPION)
+    assert int(v2.version) == int(v1.version) + 1
+    manifest = store.load_manifest(v2.tags[tags.LINEAGE_DATASET])
+    assert sum("_drift" in b["partition"] for b in manifest["batches"]) == 2
+    assert v2.tags[tags.LINEAGE_TRIGGER] == "drift"
+
+    # The same drift episode never launches a second retraining.
+    for _ in range(3):
+        assert all(r.job != "training_job" for r in runner.tick("drift_sensor").runs)
+    assert len(training_runs(instance)) == 2  # the bootstrap and the one drift retraining
+    alerts = [a["kind"] for a in defs.resources["alerts"].history()]
+    assert "drift" in alerts
+
+
+def test_decay_in_delivered_labels_triggers_the_performance_sensor(manual_retraining, defs, instance, lay):
+    runner = bootstrap(defs, instance, lay)
+    tracking, store = defs.resources["tracking"], defs.resources["store"]
+    v1 = tracking.version_by_alias(CHAMPION)
+    write_batches(lay.landing, batches=2, rows=1500, drift=0.7, seed=15)
+    assert all(r.success for r in runner.tick("new_data_sensor").runs)
+
+    serve(lay, tracking, store.spec(), make_batch(600, seed=16, drift=0.7, start_id=9_000_000), with_labels=True)
+    assert runner.tick("performance_sensor").runs == []  # no evaluation yet: no evidence
+    tick = runner.tick("drift_sensor")
+    assert ("monitoring_job", True) in [(r.job, r.success) for r in tick.runs]
+    live = json.loads((lay.io / "live_performance" / f"{datetime.now(UTC).date()}.json").read_text())
+    assert live["labeled_rows"] == 600 and live["decayed"], live
+    assert live["ci_high"] < live["baseline"]
+
+    tick = runner.tick("performance_sensor")
+    assert [(r.job, r.success, r.tags[tags.TRIGGER]) for r in tick.runs] == [("training_job", True, "decay")]
+    assert int(tracking.version_by_alias(CHAMPION).version) == int(v1.version) + 1
+    assert runner.tick("performance_sensor").runs == []
+    assert "performance_decay" in [a["kind"] for a in defs.resources["alerts"].history()]
