@@ -116,7 +116,10 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
             score = _cv_score(result, train, spec, metric, config.cv_folds)
             context.log.info(f"tuned: cv {metric} = {score:.4f} with {result.params}")
         mlflow.log_metric(f"cv_{metric}", score)
-        mlflow.log_params({f"model.{k}": v for k, v in result.params.items() if k != "estimator"})
+        # Every scalar parameter of the fitted pipeline: preprocessing steps and estimator alike.
+        mlflow.log_params({f"pipeline.{k}": v for k, v in result.model.get_params(deep=True).items()
+                           if isinstance(v, str | int | float | bool | None)})
+        mlflow.log_param("estimator.class", type(result.model.named_steps["model"]).__name__)
         mlflow.set_tag("mlops.tuned", str(result.tuned).lower())
 
         metrics = logic.compute_metrics(result.model, holdout, spec)

@@ -82,6 +82,7 @@ def test_full_chain_registers_and_deploys_with_lineage(defs, instance, lay):
 
     run = tracking.client().get_run(champion.run_id)
     assert run.data.params["config.estimator"] == "hist_gradient_boosting"
+    assert run.data.params["pipeline.model__learning_rate"] == "0.1"
     assert "holdout_roc_auc" in run.data.metrics and "eval_roc_auc" in run.data.metrics
     assert run.data.tags[tags.LINEAGE_DATASET] == dataset_id
     assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [dataset_id, dataset_id]
