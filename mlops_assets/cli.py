@@ -18,7 +18,11 @@ def _instance(lay: settings.Layout):
     from dagster import DagsterInstance
 
     os.environ.setdefault("DAGSTER_HOME", str(lay.dagster_home))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():  # the embedded default: SQLite storage in DAGSTER_HOME, no telemetry
+        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
     return DagsterInstance.get()
 
 
@@ -36,16 +40,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     lay = settings.layout()
     started = time.monotonic()
     print(f"MLOPS_HOME={lay.home}")
-    gateway = GatewayThread(GatewayConfig.from_env(port=args.port)).start()
-    os.environ["MLOPS_GATEWAY_URL"] = gateway.url
-    print(f"serving gateway on {gateway.url}")
-    try:
-        with _instance(lay) as instance:
+    with _instance(lay) as instance:
+        # Create the MLflow store here, before the gateway's loader thread touches it: schema migrations
+        # (alembic) must not run in two threads of one process at once.
+        _resources(lay)["tracking"].activate()
+        gateway = GatewayThread(GatewayConfig.from_env(port=args.port)).start()
+        os.environ["MLOPS_GATEWAY_URL"] = gateway.url
+        print(f"serving gateway on {gateway.url}")
+        try:
             summary = run_demo(lambda: build_definitions(lay), instance, lay, gateway_url=gateway.url,
                                baseline_batches=args.batches, drift_batches=args.drift_batches, rows=args.rows,
                                drift=args.drift, traffic_rows=args.traffic, seed=args.seed)
-    finally:
-        gateway.stop()
+        finally:
+            gateway.stop()
     print("\nsummary")
     print(f"  runs: {len(summary.runs)} ({len(summary.failed_runs)} failed)")
     print(f"  dataset versions: {', '.join(summary.datasets)}")
@@ -332,8 +339,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_library_warnings() -> None:
+    """Library notices (beta APIs, pandera serialisation hints) are for developers, not for CLI users."""
+    import warnings
+
+    from dagster import BetaWarning, PreviewWarning
+
+    for category in (BetaWarning, PreviewWarning, DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message="Only registered checks may be serialized")
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_library_warnings()
     try:
         return args.func(args)
     except KeyboardInterrupt:

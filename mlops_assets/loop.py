@@ -69,10 +69,11 @@ def run_demo(
     drift: float = 0.6,
     traffic_rows: int = 600,
     seed: int = 0,
+    log_level: str = "WARNING",
     say: Callable[[str], None] = print,
 ) -> DemoSummary:
     defs = defs_factory()
-    runner = Runner(defs, instance, lay.io / "sensor_cursors.json")
+    runner = Runner(defs, instance, lay.io / "sensor_cursors.json", log_level=log_level)
     store = defs.resources["store"]
     tracking = defs.resources["tracking"]
     summary = DemoSummary()
@@ -103,6 +104,9 @@ def run_demo(
     summary.drift_detected = bool(drift_meta.get("dataset_drift"))
     say(f"   drift report: {drift_meta.get('status', 'none')} (share of drifted columns "
         f"{drift_meta.get('share_drifted', '-')})")
+    if summary.drift_detected and tracking.version_by_alias(CHAMPION).version == summary.champion:
+        say(f"   retraining ran but the champion v{summary.champion} already fits every labelled batch there is; "
+            "it keeps serving until labelled data from the new regime lands")
     write_batches(Path(store.landing_dir), batches=drift_batches, rows=rows, drift=drift, seed=seed + 2,
                   start_day=start + timedelta(days=baseline_batches))
     time.sleep(settle + 0.1)

@@ -47,10 +47,12 @@ class TickResult:
 class Runner:
     """Evaluates sensors against an instance and executes their run requests in this process."""
 
-    def __init__(self, defs: Definitions, instance: DagsterInstance, cursor_file: Path) -> None:
+    def __init__(self, defs: Definitions, instance: DagsterInstance, cursor_file: Path,
+                 log_level: str = "DEBUG") -> None:
         self.defs = defs
         self.instance = instance
         self.cursor_file = cursor_file
+        self.log_level = log_level
 
     def _cursors(self) -> dict[str, str]:
         if self.cursor_file.exists():
@@ -104,7 +106,8 @@ class Runner:
         result = job_def.execute_in_process(
             instance=self.instance,
             partition_key=request.partition_key,
-            run_config=request.run_config or None,
+            run_config={**(request.run_config or {}),
+                        "loggers": {"console": {"config": {"log_level": self.log_level}}}},
             tags=run_tags,
             raise_on_error=False,
         )

@@ -26,8 +26,9 @@ class ServingGateway(ConfigurableResource):
         return None if version is None else str(version)
 
     def is_up(self) -> bool:
+        """The gateway process answers (it may still have no model: /version answers regardless)."""
         try:
-            return httpx.get(f"{self.url.rstrip('/')}/health", timeout=2.0).status_code < 500
+            return httpx.get(f"{self.url.rstrip('/')}/version", timeout=2.0).status_code == 200
         except httpx.HTTPError:
             return False
 
