@@ -62,6 +62,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary.champion and not summary.failed_runs else 1
 
 
+def _venv_tool(name: str) -> str:
+    """A console script of this environment, found even when the venv is not activated."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """`dagster dev` (webserver + daemon) and the gateway, together, until Ctrl-C."""
     lay = settings.layout()
@@ -71,7 +77,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     procs = [
         subprocess.Popen([sys.executable, "-m", "mlops_assets.cli", "serve", "--host", args.host,
                           "--port", str(args.gateway_port)], env=env),
-        subprocess.Popen([shutil.which("dagster") or "dagster", "dev", "-w", str(workspace), "-h", args.host,
+        subprocess.Popen([_venv_tool("dagster"), "dev", "-w", str(workspace), "-h", args.host,
                           "-p", str(args.port)], env=env, cwd=workspace.parent),
     ]
     print(f"Dagster UI on http://{args.host}:{args.port}, gateway on http://{args.host}:{args.gateway_port}")
@@ -195,8 +201,9 @@ def cmd_registry(args: argparse.Namespace) -> int:
     tracking = _resources(settings.layout())["tracking"]
     tracking.activate()
     if args.registry_cmd == "list":
+        client = tracking.client()
         for v in tracking.versions():
-            aliases = ",".join(v.aliases) if v.aliases else ""
+            aliases = ",".join(client.get_model_version(tracking.model_name, v.version).aliases)
             print(f"v{v.version:<4} {aliases:<22} dataset {v.tags.get(tags.LINEAGE_DATASET, '?'):<18} "
                   f"roc_auc {v.tags.get('metric.roc_auc', '?')}  run {v.run_id}")
         return 0

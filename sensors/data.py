@@ -2,7 +2,7 @@
 
 import json
 
-from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from mlops_assets import tags
 from mlops_assets.core import data as data_logic
@@ -13,7 +13,7 @@ from resources import CHAMPION, Alerter, ContinuousTraining, DataStore, LandingF
 from sensors.common import runs_in_flight
 
 
-@sensor(job=ingest_job, minimum_interval_seconds=15,
+@sensor(job=ingest_job, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
         description="Turns each new (or corrected) file in the landing zone into an ingestion run of its "
                     "partition. Idempotent: the same bytes never ingest twice.")
 def new_data_sensor(context: SensorEvaluationContext, store: DataStore, alerts: Alerter):
@@ -52,7 +52,7 @@ def new_data_sensor(context: SensorEvaluationContext, store: DataStore, alerts: 
                         dynamic_partitions_requests=[batch_partitions.build_add_request(keys)] if keys else [])
 
 
-@sensor(job=training_job, minimum_interval_seconds=30,
+@sensor(job=training_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
         description="Starts continuous training when the accepted batches form a dataset version the champion "
                     "was not trained on (waits for ingestion in flight, so a burst of files trains once).")
 def new_dataset_sensor(context: SensorEvaluationContext, store: DataStore, tracking: MlflowTracking,

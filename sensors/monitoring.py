@@ -5,6 +5,8 @@ import json
 from datetime import UTC, datetime
 
 from dagster import (
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
@@ -24,7 +26,7 @@ def _today() -> str:
     return datetime.now(UTC).date().isoformat()
 
 
-@sensor(jobs=[monitoring_job, training_job], minimum_interval_seconds=30,
+@sensor(jobs=[monitoring_job, training_job], minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
         description="Asks for today's drift report and live performance whenever enough new predictions were "
                     "served; when the newest drift report finds drift against the serving champion, launches "
                     "one retraining for that drift episode.")
@@ -51,7 +53,7 @@ def drift_sensor(context: SensorEvaluationContext, tracking: MlflowTracking, pre
     return SensorResult(run_requests=requests, cursor=json.dumps(state))
 
 
-@sensor(job=training_job, minimum_interval_seconds=60,
+@sensor(job=training_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
         description="Launches one retraining when live performance (from delivered labels) has decayed "
                     "significantly below the champion's offline holdout metric.")
 def performance_sensor(context: SensorEvaluationContext, tracking: MlflowTracking, policy: ContinuousTraining):
@@ -69,5 +71,6 @@ def performance_sensor(context: SensorEvaluationContext, tracking: MlflowTrackin
 
 champion_reevaluation_schedule = build_schedule_from_partitioned_job(
     monitoring_job, name="champion_reevaluation_schedule", hour_of_day=0, minute_of_hour=30,
+    default_status=DefaultScheduleStatus.RUNNING,
     description="Re-evaluates yesterday's complete window every night (drift and live performance).",
 )
