@@ -6,6 +6,8 @@ Runner that `mlops demo` and `mlops ingest` use.
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -194,3 +196,13 @@ def test_gate_blocks_a_challenger_worse_than_the_champion(defs, instance, lay):
     assert len(tracking.versions()) == 1
     record = json.loads((lay.io / "model_evaluation" / "__all__.json").read_text())
     assert [r.split(":")[0] for r in record["gate"]["reasons"]] == ["no regression vs champion"]
+
+
+def test_dagster_cli_validates_the_workspace(lay):
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "DAGSTER_HOME": str(lay.dagster_home)}
+    dagster = Path(sys.executable).parent / "dagster"
+    out = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=repo, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "All code locations passed validation" in out.stderr + out.stdout
