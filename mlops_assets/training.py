@@ -108,7 +108,7 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
             result = logic.tune(train, spec, config.estimator, config.params, config.seed,
                                 n_candidates=config.tuning_candidates, cv=config.cv_folds)
             for i, trial in enumerate(result.trials):
-                with mlflow.start_run(run_name=f"trial-{i:03d}", nested=True,
+                with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{i:03d}", nested=True,
                                       tags={"mlops.trial": str(i), **run_tags}):
                     mlflow.log_params(trial["params"])
                     mlflow.log_metrics({"cv_score": trial["score"], "n_resources": trial["n_resources"],

@@ -206,3 +206,23 @@ def test_dagster_cli_validates_the_workspace(lay):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "All code locations passed validation" in out.stderr + out.stdout
+
+
+def test_a_candidate_below_target_is_tuned_with_nested_runs(defs, instance, lay):
+    runner = runner_for(defs, instance, lay)
+    write_batches(lay.landing, batches=2, rows=1000, seed=8)
+    assert all(r.success for r in runner.tick("new_data_sensor").runs)
+    config = {"ops": {"candidate_model": {"config": {"estimator": "logistic_regression", "target_value": 0.99,
+                                                      "tuning_candidates": 3}}}}
+    result = defs.resolve_job_def("training_job").execute_in_process(instance=instance, run_config=config)
+    assert result.success
+    record = json.loads((lay.io / "candidate_model" / "__all__.json").read_text())
+    assert record["tuned"] is True and "C" in record["params"]
+    tracking = defs.resources["tracking"]
+    trials = tracking.client().search_runs([record["experiment_id"]],
+                                           filter_string=f"tags.`mlflow.parentRunId` = '{record['run_id']}'")
+    assert len(trials) >= 3
+    assert all("cv_score" in t.data.metrics and "C" in t.data.params for t in trials)
+    parent = tracking.client().get_run(record["run_id"])
+    assert parent.data.tags["mlops.tuned"] == "true"
+    assert tracking.version_by_alias(CHAMPION) is not None

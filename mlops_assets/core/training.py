@@ -28,7 +28,7 @@ from sklearn.metrics import (
     roc_auc_score,
     root_mean_squared_error,
 )
-from sklearn.model_selection import HalvingRandomSearchCV
+from sklearn.model_selection import HalvingRandomSearchCV, KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from mlops_assets.core.features import build_preprocessor, xy
@@ -157,8 +157,13 @@ def tune(
     metric = PRIMARY_METRIC[spec.task]
     scoring = "roc_auc" if metric == "roc_auc" and len(spec.classes or []) == 2 else (
         "roc_auc_ovr" if metric == "roc_auc" else "neg_root_mean_squared_error")
-    search = HalvingRandomSearchCV(pipeline, SEARCH_SPACES[estimator], n_candidates=n_candidates, cv=cv,
-                                   scoring=scoring, random_state=seed, n_jobs=1, refit=True)
+    splitter = (StratifiedKFold(cv, shuffle=True, random_state=seed) if spec.task == "classification"
+                else KFold(cv, shuffle=True, random_state=seed))
+    # 'exhaust' sizes the first rung so the last one uses all rows; the default ('smallest') would score the
+    # first rung on a handful of rows, i.e. on noise.
+    search = HalvingRandomSearchCV(pipeline, SEARCH_SPACES[estimator], n_candidates=n_candidates, cv=splitter,
+                                   scoring=scoring, random_state=seed, n_jobs=1, refit=True,
+                                   min_resources="exhaust", error_score="raise")
     x, y = xy(train, spec)
     search.fit(x, y)
     res = search.cv_results_
