@@ -23,7 +23,7 @@ from mlops_assets.core.features import xy
 from mlops_assets.core.plots import evaluation_plots
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.core.training import compute_metrics
-from resources import CHAMPION, DataStore, MlflowTracking
+from resources import CHAMPION, Alerter, DataStore, MlflowTracking
 
 SMOKE_ROWS = 50
 
@@ -44,7 +44,7 @@ class GateConfig(Config):
                 "model that misses a threshold or regresses against the champion.",
 )
 def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: DataStore,
-                     tracking: MlflowTracking, candidate_model: dict) -> Output[dict]:
+                     tracking: MlflowTracking, alerts: Alerter, candidate_model: dict) -> Output[dict]:
     spec = store.spec()
     holdout = store.load_features(candidate_model["dataset_id"], "holdout")
     tracking.activate()
@@ -82,6 +82,10 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: 
     }
     verdict_text = "PASSED" if verdict.passed else "FAILED: " + "; ".join(verdict.reasons)
     context.log.info(f"quality gate {verdict_text}")
+    if not verdict.passed:
+        reasons = "; ".join(verdict.reasons)
+        alerts.alert("gate_failed", f"candidate from run {candidate_model['run_id']} not registered: {reasons}",
+                     severity="error", dataset=candidate_model["dataset_id"])
     images = "\n\n".join(f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
                          for name, png in plots.items() if name in ("confusion_matrix.png", "roc_curve.png",
                                                                     "residuals.png", "feature_importance.png"))

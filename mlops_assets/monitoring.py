@@ -5,15 +5,30 @@ import base64
 from datetime import date
 from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy, Config, MetadataValue, Output, asset
+import mlflow
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    BackfillPolicy,
+    Config,
+    MetadataValue,
+    Output,
+    asset,
+)
 
 from mlops_assets import tags
 from mlops_assets.core.drift import DriftConfig, detect_drift
 from mlops_assets.core.monitoring import decay_detected, join_feedback, live_metrics
 from mlops_assets.core.plots import drift_overlays
+from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.partitions import daily_partitions
 from resources import CHAMPION, Alerter, DataStore, MlflowTracking, PredictionLog
+
+REFERENCE_PREDICTIONS = 5000  # training rows the champion re-predicts as the reference output distribution
 
 
 class DriftReportConfig(Config):
@@ -49,12 +64,14 @@ def _drift_for_day(day: date, config: DriftReportConfig, store: DataStore, track
         return record, {"status": "insufficient_data", "detail": record["detail"], "dataset_drift": False}
     reference = store.load_features(dataset_id, "train")
     present = [c for c in spec.feature_names if c in current.columns]
+    drift_config = DriftConfig(drift_share=config.drift_share, min_samples=config.min_samples,
+                               bh_correction=config.bh_correction)
     report = detect_drift(reference[spec.feature_names], current[present] if present else current.iloc[:, 0:0],
-                          columns=spec.feature_kinds,
-                          config=DriftConfig(drift_share=config.drift_share, min_samples=config.min_samples,
-                                             bh_correction=config.bh_correction))
+                          columns=spec.feature_kinds, config=drift_config)
     record.update(status=report.status, share_drifted=report.share_drifted, drifted_columns=report.drifted_columns,
                   dataset_drift=report.dataset_drift, report=report.to_dict())
+    outputs = _output_drift(day, spec, reference, current, drift_config, tracking, version, prediction_log)
+    record.update(outputs)
     if report.dataset_drift:
         alerts.alert("drift", f"{day}: {len(report.drifted_columns)} of {len(report.columns)} columns drifted "
                               f"against champion v{version}'s training data", drifted=report.drifted_columns)
@@ -66,6 +83,8 @@ def _drift_for_day(day: date, config: DriftReportConfig, store: DataStore, track
         "share_drifted": round(report.share_drifted, 4), "champion_version": version,
         "reference_dataset": dataset_id, "current_rows": len(current),
         "columns": MetadataValue.md(markdown_table(report.to_frame())),
+        "prediction_drift": outputs["prediction_drift"]["status"],
+        "target_drift": outputs["target_drift"]["status"],
     }
     if png:
         encoded = base64.b64encode(png).decode()
@@ -73,16 +92,34 @@ def _drift_for_day(day: date, config: DriftReportConfig, store: DataStore, track
     return record, metadata
 
 
-def _per_partition(context: AssetExecutionContext, compute) -> Output:
+def _output_drift(day: date, spec: DatasetSpec, reference: pd.DataFrame, current: pd.DataFrame,
+                  config: DriftConfig, tracking: MlflowTracking, version: str, prediction_log: PredictionLog,
+                  ) -> dict[str, Any]:
+    """Prediction drift (served outputs vs the champion's outputs on its training rows) and target drift
+    (labels delivered for the day vs the training labels), each as a one-column drift test."""
+    kind = "categorical" if spec.task == "classification" else "numeric"
+    sample = reference.sample(min(len(reference), REFERENCE_PREDICTIONS), random_state=0)
+    model = mlflow.sklearn.load_model(f"models:/{tracking.model_name}/{version}")
+    served = current["prediction"] if "prediction" in current else pd.Series(dtype=object)
+    pred = detect_drift(pd.DataFrame({"prediction": model.predict(sample[spec.feature_names])}),
+                        pd.DataFrame({"prediction": served.to_numpy()}), columns={"prediction": kind}, config=config)
+    labels = join_feedback(current, prediction_log.feedback_for(day))["label"] if not current.empty \
+        else pd.Series(dtype=object)
+    target = detect_drift(pd.DataFrame({"label": reference[spec.target].to_numpy()}),
+                          pd.DataFrame({"label": labels.to_numpy()}), columns={"label": kind}, config=config)
+    return {"prediction_drift": pred.to_dict()["columns"][0], "target_drift": target.to_dict()["columns"][0]}
+
+
+def _per_partition(context: AssetExecutionContext, compute) -> tuple[Output, dict[str, Any]]:
     """One day per run from sensors and the UI; a whole range in one run for CLI backfills
-    (``--partition-range`` needs a single-run backfill policy): then the value maps day -> record."""
+    (``--partition-range`` needs a single-run backfill policy): then the value maps day -> record.
+    Returns the output and the newest day's record (what the asset check judges)."""
     keys = context.partition_keys
     results = {key: compute(date.fromisoformat(key)) for key in keys}
-    if len(keys) == 1:
-        record, metadata = results[keys[0]]
-        return Output(record, metadata=metadata)
     record, metadata = results[keys[-1]]
-    return Output({k: r for k, (r, _) in results.items()}, metadata={**metadata, "days": len(keys)})
+    if len(keys) == 1:
+        return Output(record, metadata=metadata), record
+    return Output({k: r for k, (r, _) in results.items()}, metadata={**metadata, "days": len(keys)}), record
 
 
 @asset(
@@ -90,13 +127,23 @@ def _per_partition(context: AssetExecutionContext, compute) -> Output:
     backfill_policy=BackfillPolicy.single_run(),
     group_name="monitoring",
     io_manager_key="records",
+    check_specs=[AssetCheckSpec("no_dataset_drift", asset="drift_report",
+                                description="Warns when the share of drifted feature columns reaches the threshold")],
     description="That day's served inputs (the prediction log) against the serving champion's training "
                 "features: a per-column drift test (KS / Wasserstein / chi-square / Jensen-Shannon, "
                 "Evidently-compatible defaults) and a dataset verdict from the share of drifted columns.",
 )
 def drift_report(context: AssetExecutionContext, config: DriftReportConfig, store: DataStore,
-                 tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter) -> Output:
-    return _per_partition(context, lambda day: _drift_for_day(day, config, store, tracking, prediction_log, alerts))
+                 tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter):
+    output, record = _per_partition(
+        context, lambda day: _drift_for_day(day, config, store, tracking, prediction_log, alerts))
+    yield output
+    yield AssetCheckResult(
+        check_name="no_dataset_drift", passed=not record.get("dataset_drift", False),
+        severity=AssetCheckSeverity.WARN,
+        description=f"drifted columns: {record.get('drifted_columns')}" if record.get("dataset_drift") else None,
+        metadata={"day": record["day"], "share_drifted": record.get("share_drifted", 0.0),
+                  "status": record.get("status", "insufficient_data")})
 
 
 def _live_for_day(day: date, config: LivePerformanceConfig, store: DataStore, tracking: MlflowTracking,
@@ -128,9 +175,20 @@ def _live_for_day(day: date, config: LivePerformanceConfig, store: DataStore, tr
     backfill_policy=BackfillPolicy.single_run(),
     group_name="monitoring",
     io_manager_key="records",
+    check_specs=[AssetCheckSpec("no_performance_decay", asset="live_performance",
+                                description="Fails when the whole confidence interval of live performance is "
+                                            "worse than the offline holdout metric by more than the tolerance")],
     description="That day's predictions joined with the labels delivered for them (POST /feedback): accuracy "
                 "or RMSE with a confidence interval, compared with the champion's offline holdout metric.",
 )
 def live_performance(context: AssetExecutionContext, config: LivePerformanceConfig, store: DataStore,
-                     tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter) -> Output:
-    return _per_partition(context, lambda day: _live_for_day(day, config, store, tracking, prediction_log, alerts))
+                     tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter):
+    output, record = _per_partition(
+        context, lambda day: _live_for_day(day, config, store, tracking, prediction_log, alerts))
+    yield output
+    yield AssetCheckResult(
+        check_name="no_performance_decay", passed=not record["decayed"], severity=AssetCheckSeverity.ERROR,
+        description=(f"live {record['metric']} {record['value']:.3f} (CI {record['ci_low']:.3f}-"
+                     f"{record['ci_high']:.3f}) is below the offline {record['baseline']:.3f}")
+        if record["decayed"] else None,
+        metadata={"day": record["day"], "labeled_rows": record["labeled_rows"]})

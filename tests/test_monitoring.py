@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import mlflow
 import pytest
-from dagster import DagsterRunStatus, RunsFilter
+from dagster import AssetCheckKey, AssetKey, DagsterRunStatus, RunsFilter
 
 from mlops_assets import tags
 from mlops_assets.core.demo import make_batch, write_batches
@@ -76,6 +76,11 @@ def test_drift_launches_exactly_one_retraining_whose_model_serves(manual_retrain
     assert [(r.job, r.success) for r in tick.runs] == [("monitoring_job", True)]
     report = json.loads((lay.io / "drift_report" / f"{datetime.now(UTC).date()}.json").read_text())
     assert report["dataset_drift"] and report["champion_version"] == v1.version
+    assert report["prediction_drift"]["status"] in {"drift", "no_drift"}
+    assert report["target_drift"]["status"] == "insufficient_data"  # no labels delivered in this test
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [AssetCheckKey(AssetKey("drift_report"), "no_dataset_drift")])
+    assert check[AssetCheckKey(AssetKey("drift_report"), "no_dataset_drift")].evaluation.passed is False
 
     tick = runner.tick("drift_sensor")
     assert [(r.job, r.success, r.tags[tags.TRIGGER]) for r in tick.runs] == [("training_job", True, "drift")]
@@ -107,6 +112,12 @@ def test_decay_in_delivered_labels_triggers_the_performance_sensor(manual_retrai
     live = json.loads((lay.io / "live_performance" / f"{datetime.now(UTC).date()}.json").read_text())
     assert live["labeled_rows"] == 600 and live["decayed"], live
     assert live["ci_high"] < live["baseline"]
+    report = json.loads((lay.io / "drift_report" / f"{datetime.now(UTC).date()}.json").read_text())
+    # With labels delivered, the label distribution is tested too (tested, whatever its verdict).
+    assert report["target_drift"]["current_size"] == 600 and report["target_drift"]["statistic"] is not None
+    key = AssetCheckKey(AssetKey("live_performance"), "no_performance_decay")
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+    assert check.evaluation.passed is False and check.evaluation.severity.value == "ERROR"
 
     tick = runner.tick("performance_sensor")
     assert [(r.job, r.success, r.tags[tags.TRIGGER]) for r in tick.runs] == [("training_job", True, "decay")]

@@ -177,6 +177,7 @@ def test_gate_blocks_a_model_trained_on_corrupted_labels(defs, instance, lay):
     assert tracking.version_by_alias(CHAMPION) is None
     record = json.loads((lay.io / "model_evaluation" / "__all__.json").read_text())
     assert record["gate"]["passed"] is False and "roc_auc" in record["gate"]["reasons"][0]
+    assert [a["kind"] for a in defs.resources["alerts"].history()] == ["gate_failed"]
 
 
 def test_gate_blocks_a_challenger_worse_than_the_champion(defs, instance, lay):
