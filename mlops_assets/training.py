@@ -31,6 +31,7 @@ class TrainingConfig(Config):
     target_metric: str | None = None  # default: the task's primary metric (ROC AUC or RMSE)
     target_value: float = 0.75
     tuning_candidates: int = 12  # budget of the tuning loop; 0 disables it
+    search_space: dict[str, list[Any]] = {}  # estimator param -> values; empty: the built-in space
     cv_folds: int = 3
 
 
@@ -106,7 +107,8 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
         if not logic.meets_target({metric: score}, metric, config.target_value) and config.tuning_candidates > 0:
             context.log.info(f"below target: tuning with a budget of {config.tuning_candidates} candidates")
             result = logic.tune(train, spec, config.estimator, config.params, config.seed,
-                                n_candidates=config.tuning_candidates, cv=config.cv_folds)
+                                n_candidates=config.tuning_candidates, cv=config.cv_folds,
+                                space=dict(config.search_space) or None)
             for i, trial in enumerate(result.trials):
                 with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{i:03d}", nested=True,
                                       tags={"mlops.trial": str(i), **run_tags}):

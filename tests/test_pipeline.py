@@ -214,16 +214,17 @@ def test_a_candidate_below_target_is_tuned_with_nested_runs(defs, instance, lay)
     write_batches(lay.landing, batches=2, rows=1000, seed=8)
     assert all(r.success for r in runner.tick("new_data_sensor").runs)
     config = {"ops": {"candidate_model": {"config": {"estimator": "logistic_regression", "target_value": 0.99,
-                                                      "tuning_candidates": 3}}}}
+                                                      "tuning_candidates": 3,
+                                                      "search_space": {"C": [0.05, 0.5, 5.0]}}}}}
     result = defs.resolve_job_def("training_job").execute_in_process(instance=instance, run_config=config)
     assert result.success
     record = json.loads((lay.io / "candidate_model" / "__all__.json").read_text())
-    assert record["tuned"] is True and "C" in record["params"]
+    assert record["tuned"] is True and record["params"]["C"] in (0.05, 0.5, 5.0)
     tracking = defs.resources["tracking"]
     trials = tracking.client().search_runs([record["experiment_id"]],
                                            filter_string=f"tags.`mlflow.parentRunId` = '{record['run_id']}'")
     assert len(trials) >= 3
-    assert all("cv_score" in t.data.metrics and "C" in t.data.params for t in trials)
+    assert all("cv_score" in t.data.metrics and t.data.params["C"] in ("0.05", "0.5", "5.0") for t in trials)
     parent = tracking.client().get_run(record["run_id"])
     assert parent.data.tags["mlops.tuned"] == "true"
     assert tracking.version_by_alias(CHAMPION) is not None

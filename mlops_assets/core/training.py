@@ -148,11 +148,16 @@ def tune(
     *,
     n_candidates: int = 12,
     cv: int = 3,
+    space: dict[str, list[Any]] | None = None,
 ) -> TrainResult:
     """Successive halving over the estimator's search space within a candidate budget.
 
+    ``space`` (estimator parameter -> candidate values) replaces the built-in search space when given.
     Returns the refitted best pipeline and one record per trial (params, score, resources) for tracking.
     """
+    grid = {f"model__{k}": list(v) for k, v in space.items()} if space else SEARCH_SPACES[estimator]
+    if not grid or any(not values for values in grid.values()):
+        raise ValueError("the search space needs at least one parameter with at least one value")
     pipeline = build_pipeline(spec, estimator, base_params, seed)
     metric = PRIMARY_METRIC[spec.task]
     scoring = "roc_auc" if metric == "roc_auc" and len(spec.classes or []) == 2 else (
@@ -161,7 +166,7 @@ def tune(
                 else KFold(cv, shuffle=True, random_state=seed))
     # 'exhaust' sizes the first rung so the last one uses all rows; the default ('smallest') would score the
     # first rung on a handful of rows, i.e. on noise.
-    search = HalvingRandomSearchCV(pipeline, SEARCH_SPACES[estimator], n_candidates=n_candidates, cv=splitter,
+    search = HalvingRandomSearchCV(pipeline, grid, n_candidates=n_candidates, cv=splitter,
                                    scoring=scoring, random_state=seed, n_jobs=1, refit=True,
                                    min_resources="exhaust", error_score="raise")
     x, y = xy(train, spec)
