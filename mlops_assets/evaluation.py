@@ -31,7 +31,7 @@ SMOKE_ROWS = 50
 class GateConfig(Config):
     """Absolute thresholds per metric, and the largest allowed drop of the primary metric vs the champion."""
 
-    thresholds: dict[str, float] = {"roc_auc": 0.70}
+    thresholds: dict[str, float] = {}  # empty: ROC AUC >= 0.70 (classification), R2 >= 0 (regression)
     max_regression: float = 0.01
     slice_columns: list[str] = []
 
@@ -56,7 +56,8 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: 
     if champion_version is not None:
         champion = mlflow.sklearn.load_model(f"models:/{tracking.model_name}/{champion_version.version}")
         champ_metrics = compute_metrics(champion, holdout, spec)
-    verdict = logic.gate(cand_metrics, champ_metrics, task=spec.task, thresholds=dict(config.thresholds),
+    thresholds = dict(config.thresholds) or logic.DEFAULT_THRESHOLDS[spec.task]
+    verdict = logic.gate(cand_metrics, champ_metrics, task=spec.task, thresholds=thresholds,
                          max_regression=config.max_regression)
     table = logic.comparison(cand_metrics, champ_metrics)
     slices = logic.slice_metrics(candidate, holdout, spec, list(config.slice_columns))

@@ -29,7 +29,7 @@ class TrainingConfig(Config):
     params: dict[str, Any] = {}
     seed: int = 42
     target_metric: str | None = None  # default: the task's primary metric (ROC AUC or RMSE)
-    target_value: float = 0.75
+    target_value: float | None = None  # default: ROC AUC 0.75 for classification, none for regression
     tuning_candidates: int = 12  # budget of the tuning loop; 0 disables it
     search_space: dict[str, list[Any]] = {}  # estimator param -> values; empty: the built-in space
     cv_folds: int = 3
@@ -82,6 +82,7 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
     train = store.load_features(dataset_id, "train")
     holdout = store.load_features(dataset_id, "holdout")
     metric = config.target_metric or logic.PRIMARY_METRIC[spec.task]
+    target = config.target_value if config.target_value is not None else logic.DEFAULT_TARGET[spec.task]
     experiment_id = tracking.activate()
     run_tags = {
         tags.LINEAGE_DATASET: dataset_id, tags.LINEAGE_RUN_ID: context.run_id,
@@ -102,9 +103,10 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
 
         result = logic.fit(train, spec, config.estimator, config.params, config.seed)
         score = _cv_score(result, train, spec, metric, config.cv_folds)
-        context.log.info(f"baseline {config.estimator}: cv {metric} = {score:.4f} (target {config.target_value})")
+        context.log.info(f"baseline {config.estimator}: cv {metric} = {score:.4f} (target {target})")
         mlflow.log_metric(f"cv_{metric}_baseline", score)
-        if not logic.meets_target({metric: score}, metric, config.target_value) and config.tuning_candidates > 0:
+        below = target is not None and not logic.meets_target({metric: score}, metric, target)
+        if below and config.tuning_candidates > 0:
             context.log.info(f"below target: tuning with a budget of {config.tuning_candidates} candidates")
             result = logic.tune(train, spec, config.estimator, config.params, config.seed,
                                 n_candidates=config.tuning_candidates, cv=config.cv_folds,

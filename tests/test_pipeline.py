@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import numpy as np
 from dagster import AssetKey, DagsterInstance, Definitions
 
 from mlops_assets import tags
@@ -228,3 +229,34 @@ def test_a_candidate_below_target_is_tuned_with_nested_runs(defs, instance, lay)
     parent = tracking.client().get_run(record["run_id"])
     assert parent.data.tags["mlops.tuned"] == "true"
     assert tracking.version_by_alias(CHAMPION) is not None
+
+
+def test_a_regression_data_set_runs_the_same_lifecycle(lay, monkeypatch, tmp_path):
+    """A user's own regression task: spec inferred from a sample, then ingest, train, gate, register, serve."""
+    from dagster import instance_for_test
+
+    from mlops_assets.core.spec import dump_spec, infer_spec
+    from mlops_assets.definitions import build_definitions
+
+    def batch(seed: int):
+        frame = make_batch(800, seed=seed, start_id=seed * 800).drop(columns="default")
+        noise = np.random.default_rng(seed).normal(0, 0.1, len(frame))
+        return frame.assign(loss=2 * frame["debt_ratio"] + 3 * frame["utilization"].fillna(0.3) + noise)
+
+    spec = infer_spec(batch(40), name="losses", target="loss", id_column="application_id")
+    assert spec.task == "regression"
+    spec_path = tmp_path / "losses.yaml"
+    spec_path.write_text(dump_spec(spec))
+    monkeypatch.setenv("MLOPS_DATASET", str(spec_path))
+    defs = build_definitions(lay)
+    for seed in (41, 42):
+        batch(seed).to_csv(lay.landing / f"losses_{seed}.csv", index=False)
+    with instance_for_test(temp_dir=str(lay.dagster_home)) as instance:
+        runs = ingest_and_train(runner_for(defs, instance, lay))
+    assert all(r.success for r in runs) and len(runs) == 3
+    champion = defs.resources["tracking"].version_by_alias(CHAMPION)
+    assert champion is not None and float(champion.tags["metric.r2"]) > 0.8
+    run = defs.resources["tracking"].client().get_run(champion.run_id)
+    assert {"holdout_rmse", "holdout_mae", "holdout_r2"} <= set(run.data.metrics)
+    artifacts = {a.path for a in defs.resources["tracking"].client().list_artifacts(champion.run_id, "plots")}
+    assert "plots/residuals.png" in artifacts

@@ -11,6 +11,10 @@ import pandas as pd
 from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.core.training import HIGHER_IS_BETTER, PRIMARY_METRIC, compute_metrics
 
+# Absolute thresholds when the run config gives none: better than chance (classification), better than
+# predicting the mean (regression).
+DEFAULT_THRESHOLDS = {"classification": {"roc_auc": 0.70}, "regression": {"r2": 0.0}}
+
 
 @dataclass(frozen=True)
 class GateRule:

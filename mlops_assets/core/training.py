@@ -70,6 +70,9 @@ TRUSTED_SKOPS_TYPES = frozenset({
 })
 
 PRIMARY_METRIC = {"classification": "roc_auc", "regression": "rmse"}
+# The target below which the tuning loop starts, when the run config names none. Regression has no
+# universal RMSE target (it is in the label's units), so tuning there starts only when a target is set.
+DEFAULT_TARGET = {"classification": 0.75, "regression": None}
 HIGHER_IS_BETTER = {"roc_auc": True, "f1": True, "accuracy": True, "log_loss": False,
                     "rmse": False, "mae": False, "r2": True}
 
