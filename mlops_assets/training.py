@@ -59,6 +59,17 @@ def _cv_score(result: logic.TrainResult, train: pd.DataFrame, spec, metric: str,
     return float(abs(scores.mean()))
 
 
+def _record_of_version(tracking: MlflowTracking, version, dataset_id: str, fp: str) -> dict[str, Any]:
+    run = tracking.client().get_run(version.run_id)
+    metrics = {k.removeprefix("holdout_"): v for k, v in run.data.metrics.items() if k.startswith("holdout_")}
+    cv = {k: v for k, v in run.data.metrics.items() if k.startswith("cv_") and not k.endswith("_baseline")}
+    metric, score = next(iter(cv.items())) if cv else ("", float("nan"))
+    return {"run_id": version.run_id, "model_uri": version.source, "dataset_id": dataset_id, "fingerprint": fp,
+            "metrics": metrics, "cv_score": score, "target_metric": metric.removeprefix("cv_"),
+            "params": {k.removeprefix("config."): v for k, v in run.data.params.items() if k.startswith("config.")},
+            "tuned": run.data.tags.get("mlops.tuned") == "true", "experiment_id": run.info.experiment_id}
+
+
 @asset(
     group_name="training",
     io_manager_key="records",
@@ -77,6 +88,15 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
     if champion is not None and champion.tags.get(tags.LINEAGE_FINGERPRINT) == fp:
         context.log.info(f"champion v{champion.version} was trained on dataset {dataset_id} with this config and "
                          "code: nothing to retrain, downstream stages are skipped")
+        return
+
+    registered = [v for v in tracking.versions() if v.tags.get(tags.LINEAGE_FINGERPRINT) == fp]
+    if registered:
+        # A run that registered this exact model and died before deploying it: reuse it, don't train again.
+        reused = registered[-1]
+        context.log.info(f"v{reused.version} was already trained with this fingerprint; reusing its model")
+        yield Output(_record_of_version(tracking, reused, dataset_id, fp), metadata={
+            "reused_version": int(reused.version), "mlflow_run_id": reused.run_id, "dataset_version": dataset_id})
         return
 
     train = store.load_features(dataset_id, "train")
