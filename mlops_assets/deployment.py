@@ -9,11 +9,16 @@ from dagster import AssetExecutionContext, Config, Failure, MetadataValue, Outpu
 from mlops_assets.core.deployment import STRATEGIES, smoke_test
 from mlops_assets.core.features import xy
 from mlops_assets.evaluation import SMOKE_ROWS
-from resources import CHAMPION, PREVIOUS, Alerter, DataStore, MlflowTracking, ServingGateway
+from resources import CANARY, CHAMPION, PREVIOUS, Alerter, DataStore, MlflowTracking, ServingGateway
 
 
 class DeploymentConfig(Config):
+    """blue_green: all traffic moves at once after the smoke test. canary: ``canary_percent`` of traffic (sticky by
+    entity id) goes to the new version until the canary sensor promotes or rolls it back. shadow: the new version
+    gets a copy of all traffic; its answers are logged, never returned."""
+
     strategy: str = "blue_green"
+    canary_percent: float = 10.0
     wait_for_gateway: bool = True
 
 
@@ -46,6 +51,10 @@ def deployment(context: AssetExecutionContext, config: DeploymentConfig, store: 
         alerts.alert("deployment_failed", f"v{version} smoke test failed: {smoke.detail}", severity="error")
         raise Failure(description=f"smoke test of v{version} failed: {smoke.detail}; the champion is unchanged")
 
+    if config.strategy in ("canary", "shadow"):
+        return _start_canary(context, config, tracking, gateway, version, smoke.detail,
+                             registered_model["dataset_id"])
+
     before_champion = tracking.version_by_alias(CHAMPION)
     before_previous = tracking.version_by_alias(PREVIOUS)
     old = tracking.promote(version)
@@ -72,3 +81,58 @@ def deployment(context: AssetExecutionContext, config: DeploymentConfig, store: 
         "smoke_test": smoke.detail, "gateway": MetadataValue.url(gateway.url) if served else "not running",
         "gateway_confirmed": bool(served),
     })
+
+
+def _start_canary(context: AssetExecutionContext, config: DeploymentConfig, tracking: MlflowTracking,
+                  gateway: ServingGateway, version: str, smoke: str, dataset_id: str) -> Output[dict]:
+    if not 0 < config.canary_percent <= 100:
+        raise Failure(description=f"canary_percent must be in (0, 100], got {config.canary_percent}")
+    if tracking.version_by_alias(CHAMPION) is None:
+        raise Failure(description=f"a {config.strategy} release needs a champion to compare with; deploy the first "
+                                  "model with strategy blue_green")
+    percent = config.canary_percent if config.strategy == "canary" else 0.0
+    tracking.start_canary(version, percent=percent, mode=config.strategy)
+    context.log.info(f"v{version} in the canary slot ({config.strategy}, {percent}% of traffic)")
+    served = gateway.wait_for_slot(CANARY, version) if config.wait_for_gateway and gateway.is_up() else None
+    record = {"version": tracking.version_by_alias(CHAMPION).version, "canary": version,
+              "strategy": config.strategy, "canary_percent": percent, "gateway_confirmed": bool(served),
+              "deployed_at": datetime.now(UTC).isoformat(timespec="seconds"), "dataset_id": dataset_id}
+    return Output(record, metadata={"strategy": config.strategy, "canary": int(version),
+                                    "canary_percent": percent, "smoke_test": smoke,
+                                    "gateway_confirmed": bool(served)})
+
+
+class CanaryReleaseConfig(Config):
+    action: str  # "promote" | "rollback"
+    version: str
+    evidence: list[str] = []
+
+
+@asset(
+    group_name="deployment",
+    io_manager_key="records",
+    description="The end of a canary or shadow release, decided by the canary sensor from live evidence: the "
+                "canary version is promoted to champion, or withdrawn. Each decision is one materialization "
+                "carrying its evidence.",
+)
+def canary_release(context: AssetExecutionContext, config: CanaryReleaseConfig, tracking: MlflowTracking,
+                   gateway: ServingGateway, alerts: Alerter) -> Output[dict]:
+    if config.action not in ("promote", "rollback"):
+        raise Failure(description=f"action must be promote or rollback, got {config.action!r}")
+    tracking.activate()
+    current = tracking.version_by_alias(CANARY)
+    if current is None or current.version != config.version:
+        context.log.info(f"canary slot no longer holds v{config.version}: nothing to do")
+        return Output({"action": "none", "version": config.version}, metadata={"action": "none"})
+    tracking.end_canary(promote=config.action == "promote")
+    champion = tracking.version_by_alias(CHAMPION).version
+    if config.action == "rollback":
+        alerts.alert("canary_rolled_back", f"canary v{config.version} withdrawn: " + "; ".join(config.evidence),
+                     severity="error")
+    served = gateway.wait_for_version(champion) if gateway.is_up() else None
+    record = {"action": config.action, "version": config.version, "champion": champion,
+              "evidence": list(config.evidence), "gateway_confirmed": bool(served),
+              "decided_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    return Output(record, metadata={"action": config.action, "canary": int(config.version),
+                                    "champion": int(champion), "evidence": MetadataValue.md(
+                                        "\n".join(f"- {e}" for e in config.evidence) or "-")})

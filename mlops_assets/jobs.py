@@ -4,7 +4,7 @@ from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, o
 
 from mlops_assets import tags
 from mlops_assets.data import dataset, raw_batches
-from mlops_assets.deployment import deployment
+from mlops_assets.deployment import canary_release, deployment
 from mlops_assets.evaluation import model_evaluation
 from mlops_assets.features import features
 from mlops_assets.monitoring import drift_report, live_performance
@@ -36,6 +36,13 @@ monitoring_job = define_asset_job(
 )
 
 
+canary_job = define_asset_job(
+    "canary_job", selection=AssetSelection.assets(canary_release),
+    description="Promote or withdraw the model in the canary slot (launched by the canary sensor).",
+    tags={tags.RUN_KIND: "deployment"},
+)
+
+
 @op(description="Point `champion` back at `previous` in one step; the gateway follows within seconds.")
 def rollback_champion(context: OpExecutionContext, tracking: MlflowTracking, gateway: ServingGateway) -> None:
     tracking.activate()
@@ -50,5 +57,5 @@ def rollback_job() -> None:
     rollback_champion()
 
 
-JOBS = [ingest_job, training_job, monitoring_job, rollback_job]
+JOBS = [ingest_job, training_job, monitoring_job, canary_job, rollback_job]
 

@@ -6,7 +6,7 @@ from resources.io_manager import JsonRecordIOManager
 from resources.policy import ContinuousTraining
 from resources.prediction_log import PredictionLog
 from resources.store import DataStore, LandingFileError
-from resources.tracking import CHALLENGER, CHAMPION, PREVIOUS, MlflowTracking
+from resources.tracking import CANARY, CHALLENGER, CHAMPION, PREVIOUS, MlflowTracking
 
-__all__ = ["CHALLENGER", "CHAMPION", "PREVIOUS", "Alerter", "ContinuousTraining", "DataStore", "JsonRecordIOManager",
-           "LandingFileError", "MlflowTracking", "PredictionLog", "ServingGateway"]
+__all__ = ["CANARY", "CHALLENGER", "CHAMPION", "PREVIOUS", "Alerter", "ContinuousTraining", "DataStore",
+           "JsonRecordIOManager", "LandingFileError", "MlflowTracking", "PredictionLog", "ServingGateway"]

@@ -32,6 +32,23 @@ class ServingGateway(ConfigurableResource):
         except httpx.HTTPError:
             return False
 
+    def slot_version(self, slot: str) -> str | None:
+        try:
+            resp = httpx.get(f"{self.url.rstrip('/')}/health", timeout=2.0)
+            version = resp.json().get("slots", {}).get(slot)
+        except (httpx.HTTPError, ValueError):
+            return None
+        return None if version is None else str(version)
+
+    def wait_for_slot(self, slot: str, version: str) -> bool:
+        """Wait until the gateway has ``version`` loaded in ``slot`` (e.g. the canary slot)."""
+        deadline = time.monotonic() + self.timeout_seconds
+        while time.monotonic() < deadline:
+            if self.slot_version(slot) == str(version):
+                return True
+            time.sleep(0.25)
+        return False
+
     def wait_for_version(self, version: str) -> bool:
         """Wait until the gateway serves ``version``; False on timeout."""
         deadline = time.monotonic() + self.timeout_seconds

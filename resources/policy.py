@@ -9,3 +9,9 @@ class ContinuousTraining(ConfigurableResource):
     retrain_on_decay: bool = True
     # The drift sensor asks for a fresh drift report each time this many new predictions were served today.
     drift_every_rows: int = 200
+    # Canary releases: evidence needed before a verdict, and what counts as worse than the champion.
+    canary_min_requests: int = 200
+    canary_min_labeled: int = 100
+    canary_max_error_rate_increase: float = 0.01
+    canary_max_latency_ratio: float = 3.0
+    canary_max_accuracy_drop: float = 0.02

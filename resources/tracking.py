@@ -40,6 +40,10 @@ _READY: set[str] = set()  # tracking URIs whose store this process has already t
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous"
+CANARY = "canary"
+# Registered-model tags the gateway reads with the `canary` alias: how much traffic, and canary or shadow.
+CANARY_PERCENT_TAG = "mlops.canary_percent"
+RELEASE_MODE_TAG = "mlops.release_mode"
 
 
 class MlflowTracking(ConfigurableResource):
@@ -130,6 +134,30 @@ class MlflowTracking(ConfigurableResource):
             if challenger and challenger.version == str(version):
                 client.delete_registered_model_alias(self.model_name, CHALLENGER)
             return old
+
+    def start_canary(self, version: str, *, percent: float, mode: str) -> None:
+        """Put ``version`` in the canary slot: ``mode`` "canary" answers ``percent`` of traffic with it,
+        "shadow" sends it a copy of all traffic and never returns its answers. Tags first, alias last, so the
+        gateway never sees an alias without its split."""
+        client = self.client()
+        with self.registry_lock():
+            client.set_registered_model_tag(self.model_name, CANARY_PERCENT_TAG, str(percent))
+            client.set_registered_model_tag(self.model_name, RELEASE_MODE_TAG, mode)
+            client.set_registered_model_alias(self.model_name, CANARY, str(version))
+
+    def end_canary(self, promote: bool) -> str | None:
+        """Close the canary slot; with ``promote`` its version becomes champion. Returns the canary version."""
+        client = self.client()
+        canary = self.version_by_alias(CANARY)
+        if canary is None:
+            return None
+        if promote:
+            self.promote(canary.version)
+        with self.registry_lock():
+            with contextlib.suppress(MlflowException):
+                client.delete_registered_model_alias(self.model_name, CANARY)
+            client.set_registered_model_tag(self.model_name, CANARY_PERCENT_TAG, "0")
+        return canary.version
 
     def restore(self, champion: str | None, previous: str | None) -> None:
         """Put both aliases back as they were (after a deployment that failed half-way)."""

@@ -6,7 +6,8 @@ its own file per day, so replicas never interleave lines.
 
 Layout: ``<root>/predictions/date=YYYY-MM-DD/<host>-<pid>.jsonl`` and ``<root>/feedback/date=.../...``.
 A prediction line: ``{"request_id", "ts", "model_name", "model_version", "slot", "columns", "data",
-"outputs", "latency_ms"}`` (``columns``/``data`` are the request's rows in ``dataframe_split`` form).
+"outputs", "latency_ms"}`` plus ``"error"`` when that slot failed to predict (``columns``/``data`` are the
+request's rows in ``dataframe_split`` form).
 A feedback line: ``{"request_id", "ts", "labels"}`` with one label per row of that request.
 """
 
@@ -119,7 +120,8 @@ def _iter_lines(root: Path, kind: str, day: date) -> Iterable[dict[str, Any]]:
 
 
 def read_predictions(root: Path, day: date) -> pd.DataFrame:
-    """One row per predicted input row: request_id, row, ts, model_version, slot, prediction, features."""
+    """One row per predicted input row: request_id, row, ts, model_version, slot, prediction, latency_ms,
+    error, then the features."""
     frames = []
     for rec in _iter_lines(root, PREDICTIONS, day):
         frame = pd.DataFrame(rec.get("data", []), columns=rec.get("columns", []))
@@ -132,9 +134,12 @@ def read_predictions(root: Path, day: date) -> pd.DataFrame:
         frame.insert(4, "slot", rec.get("slot", "champion"))
         outputs = list(rec.get("outputs", []))
         frame.insert(5, "prediction", (outputs + [None] * len(frame))[: len(frame)])
+        frame.insert(6, "latency_ms", rec.get("latency_ms"))
+        frame.insert(7, "error", rec.get("error"))
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=["request_id", "row", "ts", "model_version", "slot", "prediction"])
+        return pd.DataFrame(columns=["request_id", "row", "ts", "model_version", "slot", "prediction",
+                                     "latency_ms", "error"])
     return pd.concat(frames, ignore_index=True)
 
 

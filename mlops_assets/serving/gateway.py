@@ -28,15 +28,20 @@ import mlflow
 import uvicorn
 from mlflow.exceptions import MlflowException
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mlops_assets import settings
+from mlops_assets.core.deployment import route_to_canary
 from mlops_assets.core.predictions import FEEDBACK, PREDICTIONS, JsonlLog
 from mlops_assets.serving import protocol
 
 CHAMPION = "champion"
+CANARY = "canary"
+CANARY_PERCENT_TAG = "mlops.canary_percent"  # written by resources.tracking.MlflowTracking.start_canary
+RELEASE_MODE_TAG = "mlops.release_mode"
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
 
 
@@ -78,12 +83,21 @@ class Slot:
 
 
 class ModelManager:
-    """Follows the registry alias and keeps the last good model loaded."""
+    """Follows the registry aliases (``champion``, and ``canary`` with its split) and keeps good models loaded.
+
+    Recently served versions stay loaded, so a rollback to the previous champion swaps instantly.
+    """
+
+    KEEP_LOADED = 3
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.slot: Slot | None = None
+        self.canary: Slot | None = None
+        self.canary_percent: float = 0.0
+        self.release_mode: str = "canary"
         self.last_error: str | None = None
+        self._loaded: dict[str, Slot] = {}
         self._failed: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -92,31 +106,54 @@ class ModelManager:
     def _client(self) -> mlflow.MlflowClient:
         return mlflow.MlflowClient(tracking_uri=self.config.tracking_uri, registry_uri=self.config.registry_uri)
 
+    def _alias(self, client: mlflow.MlflowClient, alias: str) -> str | None:
+        try:
+            return str(client.get_model_version_by_alias(self.config.model_name, alias).version)
+        except MlflowException:
+            return None
+
     def refresh(self, force: bool = False) -> str | None:
-        """Load the alias's version if it is new; returns the version served afterwards."""
+        """Load what the aliases point at if it is new; returns the champion version served afterwards."""
         with self._lock:
             try:
-                wanted = str(self._client().get_model_version_by_alias(self.config.model_name, CHAMPION).version)
-            except MlflowException as exc:
-                if self.slot is None:
-                    self.last_error = f"no '{CHAMPION}' alias for model {self.config.model_name!r} yet ({exc.message})"
-                return self.slot.version if self.slot else None
+                client = self._client()
+                wanted = self._alias(client, CHAMPION)
+                canary = self._alias(client, CANARY)
+                tags = client.get_registered_model(self.config.model_name).tags if canary else {}
             except Exception as exc:  # registry unreachable: keep serving what we have
                 self.last_error = f"registry unreachable: {exc}"
                 return self.slot.version if self.slot else None
-            if self.slot is not None and self.slot.version == wanted:
-                return wanted
-            if wanted in self._failed and not force:
+            if wanted is None:
+                if self.slot is None:
+                    self.last_error = f"no '{CHAMPION}' alias for model {self.config.model_name!r} yet"
                 return self.slot.version if self.slot else None
-            try:
-                slot = self._load(wanted)
-            except Exception as exc:  # any load failure keeps the serving model; health explains it
-                self._failed.add(wanted)
-                self.last_error = f"v{wanted} failed to load: {type(exc).__name__}: {exc}"
-                return self.slot.version if self.slot else None
-            self.slot = slot
-            self.last_error = None
-            return slot.version
+            champion = self._get(wanted, force)
+            if champion is not None:
+                self.slot = champion
+            self.canary = self._get(canary, force) if canary and canary != wanted else None
+            self.canary_percent = float(tags.get(CANARY_PERCENT_TAG, 0) or 0)
+            self.release_mode = tags.get(RELEASE_MODE_TAG, "canary")
+            return self.slot.version if self.slot else None
+
+    def _get(self, version: str, force: bool) -> Slot | None:
+        """A loaded slot for ``version``: from memory, or loaded now; None (and last_error) if it fails."""
+        if version in self._loaded:
+            return self._loaded[version]
+        if version in self._failed and not force:
+            return None
+        try:
+            slot = self._load(version)
+        except Exception as exc:  # any load failure keeps the serving model; health explains it
+            self._failed.add(version)
+            self.last_error = f"v{version} failed to load: {type(exc).__name__}: {exc}"
+            return None
+        self._failed.discard(version)
+        self.last_error = None
+        self._loaded[version] = slot
+        while len(self._loaded) > self.KEEP_LOADED:
+            oldest = next(v for v in self._loaded if v not in {version, getattr(self.slot, "version", None)})
+            del self._loaded[oldest]
+        return slot
 
     def _load(self, version: str) -> Slot:
         uri = f"models:/{self.config.model_name}/{version}"
@@ -218,31 +255,63 @@ def create_app(config: GatewayConfig, manager: ModelManager | None = None) -> St
         for log in logs.values():
             log.close()
 
+    def log(rid: str, slot: Slot, name: str, frame: Any, outputs: list | None, latency_ms: float,
+            error: str | None = None) -> None:
+        record = {"request_id": rid, "ts": datetime.now(UTC).isoformat(), "model_name": config.model_name,
+                  "model_version": slot.version, "slot": name, "columns": list(frame.columns),
+                  "data": protocol.rows_for_log(frame), "outputs": outputs or [], "latency_ms": round(latency_ms, 3)}
+        if error:
+            record["error"] = error
+        logs["predictions"].write(record)
+
+    def shadow_predict(rid: str, shadow: Slot, frame: Any) -> None:
+        """The shadow model's answer is logged after the response went out; it is never returned."""
+        started = time.perf_counter()
+        try:
+            outputs = protocol.jsonable(shadow.model.predict(frame))
+            log(rid, shadow, "shadow", frame, outputs, (time.perf_counter() - started) * 1000)
+        except Exception as exc:  # a failing shadow must never affect the served answer
+            log(rid, shadow, "shadow", frame, None, (time.perf_counter() - started) * 1000, repr(exc))
+
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
         if not protocol.REQUEST_ID.match(rid):
             return _error(400, "X-Request-ID must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
-        slot = manager.slot
-        if slot is None:
+        champion, canary = manager.slot, manager.canary
+        if champion is None:
             metrics.observe("none", "unavailable", 0.0, 0)
             return _error(503, f"no model loaded yet ({manager.last_error or 'loading'})", rid)
         try:
             body = await _read_body(request, config.max_request_bytes)
-            frame = protocol.conform(protocol.parse(body, request.headers.get("content-type")), slot.schema)
+            frame = protocol.conform(protocol.parse(body, request.headers.get("content-type")), champion.schema)
         except protocol.ProtocolError as exc:
-            metrics.observe(slot.version, "bad_request", 0.0, 0)
+            metrics.observe(champion.version, "bad_request", 0.0, 0)
             return _error(exc.status, exc.message, rid)
-        outputs = protocol.jsonable(slot.model.predict(frame))
+        slot, name = champion, CHAMPION
+        if canary is not None and manager.release_mode == "canary" and \
+                route_to_canary(request.headers.get("x-entity-id") or rid, manager.canary_percent):
+            try:
+                outputs = protocol.jsonable(canary.model.predict(frame))
+                slot, name = canary, CANARY
+            except Exception as exc:  # the champion answers instead; the canary's failure is evidence
+                log(rid, canary, CANARY, frame, None, (time.perf_counter() - started) * 1000, repr(exc))
+                metrics.observe(canary.version, "error", 0.0, 0)
+        if slot is champion:
+            try:
+                outputs = protocol.jsonable(champion.model.predict(frame))
+            except Exception as exc:  # a model error is the server's fault: 500 in MLflow's shape, logged
+                log(rid, champion, CHAMPION, frame, None, (time.perf_counter() - started) * 1000, repr(exc))
+                metrics.observe(champion.version, "error", 0.0, 0)
+                return _error(500, f"model v{champion.version} failed to predict: {exc}", rid)
         latency_ms = (time.perf_counter() - started) * 1000
-        logs["predictions"].write({
-            "request_id": rid, "ts": datetime.now(UTC).isoformat(), "model_name": config.model_name,
-            "model_version": slot.version, "slot": CHAMPION, "columns": list(frame.columns),
-            "data": protocol.rows_for_log(frame), "outputs": outputs, "latency_ms": round(latency_ms, 3),
-        })
+        log(rid, slot, name, frame, outputs, latency_ms)
         metrics.observe(slot.version, "ok", latency_ms, len(frame))
-        return JSONResponse({"predictions": outputs},
-                            headers={"X-Request-ID": rid, "X-Model-Version": slot.version})
+        background = None
+        if canary is not None and manager.release_mode == "shadow":
+            background = BackgroundTask(shadow_predict, rid, canary, frame)
+        return JSONResponse({"predictions": outputs}, background=background,
+                            headers={"X-Request-ID": rid, "X-Model-Version": slot.version, "X-Model-Slot": name})
 
     async def feedback(request: Request) -> Response:
         try:
@@ -271,10 +340,13 @@ def create_app(config: GatewayConfig, manager: ModelManager | None = None) -> St
 
     async def health(request: Request) -> Response:
         slot = manager.slot
+        canary = manager.canary
         body = {"status": "ok" if slot else "unavailable", "model_name": config.model_name,
                 "model_version": slot.version if slot else None, "loaded_at": slot.loaded_at if slot else None,
                 "last_error": manager.last_error,
-                "slots": {CHAMPION: slot.version if slot else None}}
+                "slots": {CHAMPION: slot.version if slot else None, CANARY: canary.version if canary else None},
+                "release_mode": manager.release_mode if canary else None,
+                "canary_percent": manager.canary_percent if canary else 0.0}
         return JSONResponse(body, status_code=200 if slot else 503)
 
     async def version(request: Request) -> Response:
