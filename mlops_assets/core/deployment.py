@@ -81,7 +81,8 @@ def canary_decision(champion: SlotStats, canary: SlotStats, *, min_requests: int
                     max_accuracy_drop: float) -> CanaryDecision:
     """Roll back as soon as the canary is clearly worse; promote once it has enough evidence of being no worse.
 
-    Errors and latency are judged on requests; accuracy only once enough labels arrived for both slots.
+    Errors and latency are judged on requests; accuracy only once enough labels arrived for both slots, and
+    only a drop that sampling noise cannot explain counts against the canary.
     """
     bad = []
     if canary.requests and canary.error_rate > champion.error_rate + max_error_rate_increase:
@@ -90,8 +91,9 @@ def canary_decision(champion: SlotStats, canary: SlotStats, *, min_requests: int
             canary.p95_latency_ms > max_latency_ratio * champion.p95_latency_ms:
         bad.append(f"p95 latency {canary.p95_latency_ms:.1f} ms vs champion {champion.p95_latency_ms:.1f} ms")
     labels_ready = canary.labeled >= min_labeled and champion.labeled >= min_labeled
-    if labels_ready and canary.accuracy < champion.accuracy - max_accuracy_drop:
-        bad.append(f"accuracy {canary.accuracy:.3f} vs champion {champion.accuracy:.3f}")
+    if labels_ready and _significantly_worse(champion, canary, max_accuracy_drop):
+        bad.append(f"accuracy {canary.accuracy:.3f} vs champion {champion.accuracy:.3f} "
+                   f"({canary.labeled} and {champion.labeled} labelled rows)")
     if bad:
         return CanaryDecision("rollback", bad)
     if canary.requests < min_requests:
@@ -101,6 +103,16 @@ def canary_decision(champion: SlotStats, canary: SlotStats, *, min_requests: int
                                        f"need {min_labeled} each"])
     return CanaryDecision("promote", [f"{canary.requests} requests, accuracy {canary.accuracy:.3f} vs "
                                       f"{champion.accuracy:.3f}, error rate {canary.error_rate:.3f}"])
+
+
+def _significantly_worse(champion: SlotStats, canary: SlotStats, margin: float, z: float = 1.645) -> bool:
+    """One-sided two-proportion test: is the canary's accuracy below the champion's by more than ``margin``,
+    beyond sampling noise at 95%? Noise alone must not roll back a good canary."""
+    p1, p2 = champion.accuracy, canary.accuracy
+    se = np.sqrt(p1 * (1 - p1) / champion.labeled + p2 * (1 - p2) / canary.labeled)
+    if se == 0:
+        return p1 - p2 > margin
+    return (p1 - p2 - margin) / se > z
 
 
 def route_to_canary(key: str, percent: float) -> bool:
