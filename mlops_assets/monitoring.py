@@ -31,6 +31,11 @@ from resources import CHAMPION, Alerter, DataStore, MlflowTracking, PredictionLo
 REFERENCE_PREDICTIONS = 5000  # training rows the champion re-predicts as the reference output distribution
 
 
+# Both monitoring assets: one partition per day, and a whole range in one run for CLI backfills.
+DAILY_MONITORING: dict[str, Any] = {"partitions_def": daily_partitions, "backfill_policy": BackfillPolicy.single_run(),
+                                    "group_name": "monitoring", "io_manager_key": "records"}
+
+
 class DriftReportConfig(Config):
     drift_share: float = 0.5  # share of drifted feature columns that makes the data set drifted
     min_samples: int = 100
@@ -123,10 +128,7 @@ def _per_partition(context: AssetExecutionContext, compute) -> tuple[Output, dic
 
 
 @asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name="monitoring",
-    io_manager_key="records",
+    **DAILY_MONITORING,
     check_specs=[AssetCheckSpec("no_dataset_drift", asset="drift_report",
                                 description="Warns when the share of drifted feature columns reaches the threshold")],
     description="That day's served inputs (the prediction log) against the serving champion's training "
@@ -171,10 +173,7 @@ def _live_for_day(day: date, config: LivePerformanceConfig, store: DataStore, tr
 
 
 @asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name="monitoring",
-    io_manager_key="records",
+    **DAILY_MONITORING,
     check_specs=[AssetCheckSpec("no_performance_decay", asset="live_performance",
                                 description="Fails when the whole confidence interval of live performance is "
                                             "worse than the offline holdout metric by more than the tolerance")],

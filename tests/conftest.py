@@ -32,3 +32,31 @@ def defs(lay: settings.Layout) -> Definitions:
 def instance(lay: settings.Layout) -> Iterator[DagsterInstance]:
     with instance_for_test(temp_dir=str(lay.dagster_home)) as inst:
         yield inst
+
+
+TRAIN_SCRIPT = """
+import json, sys
+from dagster import DagsterInstance
+from mlops_assets.definitions import build_definitions
+config = json.loads(sys.argv[1])
+with DagsterInstance.get() as instance:
+    result = build_definitions().resolve_job_def("training_job").execute_in_process(
+        instance=instance, run_config=config, raise_on_error=False)
+sys.exit(0 if result.success else 1)
+"""
+
+
+@pytest.fixture
+def spawn_training(lay: settings.Layout):
+    """Start a training run in a separate process against this test's home and Dagster instance."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def spawn(run_config: dict | None = None, **popen: object) -> subprocess.Popen:
+        env = {**os.environ, "DAGSTER_HOME": str(lay.dagster_home)}
+        return subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, json.dumps(run_config or {})], env=env,
+                                **popen)
+
+    return spawn

@@ -1,29 +1,13 @@
 """Two training runs finishing at once, in two real processes against one registry: one consistent champion."""
 
-import os
 import subprocess
-import sys
-import textwrap
 
 from mlops_assets.core.demo import write_batches
 from mlops_assets.runner import Runner
 from resources import CHAMPION, PREVIOUS
 
-TRAIN = textwrap.dedent("""
-    import sys
-    from dagster import DagsterInstance
-    from mlops_assets.definitions import build_definitions
-    seed = int(sys.argv[1])
-    config = {"ops": {"candidate_model": {"config": {"seed": seed}},
-                      "model_evaluation": {"config": {"max_regression": 0.05}}}}
-    with DagsterInstance.get() as instance:
-        result = build_definitions().resolve_job_def("training_job").execute_in_process(
-            instance=instance, run_config=config, raise_on_error=False)
-    sys.exit(0 if result.success else 1)
-""")
 
-
-def test_two_concurrent_trainings_leave_one_consistent_champion(defs, instance, lay, tmp_path):
+def test_two_concurrent_trainings_leave_one_consistent_champion(defs, instance, lay, spawn_training):
     runner = Runner(defs, instance, lay.io / "cursors.json")
     write_batches(lay.landing, batches=2, rows=1200, seed=21)
     runner.tick("new_data_sensor")
@@ -31,9 +15,9 @@ def test_two_concurrent_trainings_leave_one_consistent_champion(defs, instance, 
     tracking = defs.resources["tracking"]
     assert tracking.version_by_alias(CHAMPION).version == "1"
 
-    env = {**os.environ, "DAGSTER_HOME": str(lay.dagster_home)}
-    procs = [subprocess.Popen([sys.executable, "-c", TRAIN, str(seed)], env=env, cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for seed in (101, 202)]
+    procs = [spawn_training({"ops": {"candidate_model": {"config": {"seed": seed}},
+                                     "model_evaluation": {"config": {"max_regression": 0.05}}}},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for seed in (101, 202)]
     outputs = [p.communicate(timeout=600)[0].decode(errors="replace") for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
 

@@ -4,8 +4,6 @@ converges. A batch whose store write fails leaves no partial object or version v
 import os
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
@@ -14,13 +12,6 @@ from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.definitions import build_definitions
 from mlops_assets.runner import Runner
 from resources import CHAMPION, PREVIOUS
-
-TRAIN = textwrap.dedent("""
-    from dagster import DagsterInstance
-    from mlops_assets.definitions import build_definitions
-    with DagsterInstance.get() as instance:
-        build_definitions().resolve_job_def("training_job").execute_in_process(instance=instance)
-""")
 
 
 def _consistent(tracking) -> None:
@@ -32,7 +23,8 @@ def _consistent(tracking) -> None:
 
 
 @pytest.mark.parametrize("kill_when", ["training", "registered"])
-def test_a_killed_training_run_leaves_things_consistent_and_a_rerun_converges(defs, instance, lay, kill_when):
+def test_a_killed_training_run_leaves_things_consistent_and_a_rerun_converges(defs, instance, lay, kill_when,
+                                                                              spawn_training):
     runner = Runner(defs, instance, lay.io / "cursors.json")
     write_batches(lay.landing, batches=2, rows=1500, seed=51)
     runner.tick("new_data_sensor")
@@ -41,9 +33,7 @@ def test_a_killed_training_run_leaves_things_consistent_and_a_rerun_converges(de
     write_batches(lay.landing, batches=1, rows=1500, seed=52)
     runner.tick("new_data_sensor")
 
-    env = {**os.environ, "DAGSTER_HOME": str(lay.dagster_home)}
-    proc = subprocess.Popen([sys.executable, "-c", TRAIN], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = spawn_training(start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     io_dir = lay.io / ("candidate_model" if kill_when == "training" else "registered_model")
     before = io_dir.joinpath("__all__.json").stat().st_mtime if io_dir.joinpath("__all__.json").exists() else 0
