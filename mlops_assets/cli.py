@@ -39,6 +39,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     lay = settings.layout()
     started = time.monotonic()
+    # The demo plays days in seconds: let drift retrain right after the first training.
+    os.environ.setdefault("MLOPS_RETRAIN_COOLDOWN_SECONDS", "0")
     print(f"MLOPS_HOME={lay.home}")
     with _instance(lay) as instance:
         # Create the MLflow store here, before the gateway's loader thread touches it: schema migrations

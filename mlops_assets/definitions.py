@@ -68,6 +68,7 @@ def build_resources(lay: settings.Layout | None = None) -> dict[str, object]:
             retrain_on_drift=_env_flag("MLOPS_RETRAIN_ON_DRIFT", True),
             retrain_on_decay=_env_flag("MLOPS_RETRAIN_ON_DECAY", True),
             drift_every_rows=int(os.environ.get("MLOPS_DRIFT_EVERY_ROWS", "200")),
+            retrain_cooldown_seconds=float(os.environ.get("MLOPS_RETRAIN_COOLDOWN_SECONDS", "600")),
             canary_min_requests=int(os.environ.get("MLOPS_CANARY_MIN_REQUESTS", "200")),
             canary_min_labeled=int(os.environ.get("MLOPS_CANARY_MIN_LABELED", "100")),
         ),

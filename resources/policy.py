@@ -9,6 +9,8 @@ class ContinuousTraining(ConfigurableResource):
     retrain_on_decay: bool = True
     # The drift sensor asks for a fresh drift report each time this many new predictions were served today.
     drift_every_rows: int = 200
+    # Drift and decay retrain at most once per this many seconds (new data is not rate-limited).
+    retrain_cooldown_seconds: float = 600.0
     # Canary releases: evidence needed before a verdict, and what counts as worse than the champion.
     canary_min_requests: int = 200
     canary_min_labeled: int = 100

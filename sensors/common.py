@@ -1,5 +1,6 @@
 """Helpers shared by the sensors: run-queue state and reading asset metadata back from the instance."""
 
+import time
 from typing import Any
 
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
@@ -20,3 +21,11 @@ def latest_metadata(instance: DagsterInstance, asset: str) -> dict[str, Any]:
     if event is None or event.asset_materialization is None:
         return {}
     return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+
+
+def seconds_since_last_training(instance: DagsterInstance) -> float | None:
+    """Age of the newest training run (None if there was none), for the retraining cooldown."""
+    runs = instance.get_run_records(filters=RunsFilter(tags={tags.RUN_KIND: "training"}), limit=1)
+    if not runs:
+        return None
+    return time.time() - runs[0].create_timestamp.timestamp()

@@ -19,7 +19,12 @@ from mlops_assets import tags
 from mlops_assets.core import triggers
 from mlops_assets.jobs import monitoring_job, training_job
 from resources import CHAMPION, ContinuousTraining, MlflowTracking, PredictionLog
-from sensors.common import latest_metadata, runs_in_flight
+from sensors.common import latest_metadata, runs_in_flight, seconds_since_last_training
+
+
+def _cooling_down(context: SensorEvaluationContext, policy: ContinuousTraining) -> bool:
+    age = seconds_since_last_training(context.instance)
+    return age is not None and age < policy.retrain_cooldown_seconds
 
 
 def _today() -> str:
@@ -45,7 +50,8 @@ def drift_sensor(context: SensorEvaluationContext, tracking: MlflowTracking, pre
     champion = tracking.version_by_alias(CHAMPION)
     key = triggers.drift_retrain_key(latest_metadata(context.instance, "drift_report"),
                                      champion.version if champion else None)
-    if key and policy.retrain_on_drift and not runs_in_flight(context.instance, "training"):
+    if key and policy.retrain_on_drift and not runs_in_flight(context.instance, "training") \
+            and not _cooling_down(context, policy):
         requests.append(RunRequest(job_name=training_job.name, run_key=key,
                                    tags={tags.TRIGGER: "drift", tags.CHAMPION_VERSION: champion.version}))
     if not requests:
@@ -66,6 +72,9 @@ def performance_sensor(context: SensorEvaluationContext, tracking: MlflowTrackin
         return SkipReason("no significant decay of the serving champion")
     if runs_in_flight(context.instance, "training"):
         return SkipReason("a training run is in flight")
+    if _cooling_down(context, policy):
+        return SkipReason(f"decay seen, but the last training run is younger than "
+                          f"{policy.retrain_cooldown_seconds:.0f}s (cooldown)")
     return RunRequest(run_key=key, tags={tags.TRIGGER: "decay", tags.CHAMPION_VERSION: champion.version})
 
 

@@ -14,6 +14,7 @@ from dagster import AssetCheckKey, AssetKey, DagsterRunStatus, RunsFilter
 from mlops_assets import tags
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.predictions import FEEDBACK, PREDICTIONS, JsonlLog
+from mlops_assets.definitions import build_definitions
 from mlops_assets.runner import Runner
 from resources import CHAMPION
 
@@ -23,6 +24,7 @@ def manual_retraining(monkeypatch):
     """Only monitoring may launch training in these tests."""
     monkeypatch.setenv("MLOPS_RETRAIN_ON_NEW_DATA", "false")
     monkeypatch.setenv("MLOPS_DRIFT_EVERY_ROWS", "200")
+    monkeypatch.setenv("MLOPS_RETRAIN_COOLDOWN_SECONDS", "0")
 
 
 def serve(lay, tracking, spec, frame, *, with_labels: bool) -> None:
@@ -98,7 +100,8 @@ def test_drift_launches_exactly_one_retraining_whose_model_serves(manual_retrain
     assert "drift" in alerts
 
 
-def test_decay_in_delivered_labels_triggers_the_performance_sensor(manual_retraining, defs, instance, lay):
+def test_decay_in_delivered_labels_triggers_the_performance_sensor(manual_retraining, defs, instance, lay,
+                                                                   monkeypatch):
     runner = bootstrap(defs, instance, lay)
     tracking, store = defs.resources["tracking"], defs.resources["store"]
     v1 = tracking.version_by_alias(CHAMPION)
@@ -118,6 +121,10 @@ def test_decay_in_delivered_labels_triggers_the_performance_sensor(manual_retrai
     key = AssetCheckKey(AssetKey("live_performance"), "no_performance_decay")
     check = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
     assert check.evaluation.passed is False and check.evaluation.severity.value == "ERROR"
+
+    monkeypatch.setenv("MLOPS_RETRAIN_COOLDOWN_SECONDS", "3600")  # the bootstrap trained seconds ago
+    cooling = Runner(build_definitions(lay), instance, lay.io / "cooling-cursors.json").tick("performance_sensor")
+    assert cooling.runs == [] and "cooldown" in cooling.skip_message
 
     tick = runner.tick("performance_sensor")
     assert [(r.job, r.success, r.tags[tags.TRIGGER]) for r in tick.runs] == [("training_job", True, "decay")]
