@@ -90,3 +90,28 @@ def test_schema_infer_then_the_pipeline_enforces_it(cli_home, tmp_path, monkeypa
     assert "column 'region' failed isin(['east', 'north', 'south', 'west']) in 300 row(s)" in out
 
     assert main(["schema", "infer", str(sample_path), "--target", "nope"]) == 2
+
+
+def test_registry_commands_and_one_step_rollback(cli_home, defs, instance, capsys):
+    from mlops_assets.runner import Runner
+    from resources import CHAMPION
+
+    runner = Runner(defs, instance, cli_home.io / "sensor_cursors.json")
+    for seed in (11, 12):
+        write_batches(cli_home.landing, batches=1, rows=800, seed=seed)
+        runner.tick("new_data_sensor")
+        assert all(r.success for r in runner.tick("new_dataset_sensor").runs)
+    capsys.readouterr()
+
+    assert main(["registry", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].startswith("v1") and "previous" in listed[0]
+    assert listed[1].startswith("v2") and "champion" in listed[1]
+    assert main(["registry", "show", "2"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["aliases"] == ["champion"] and shown["tags"]["mlops.dataset_version"]
+    assert "Gate passed against champion v1" in shown["description"]
+
+    assert main(["deploy", "rollback"]) == 0
+    assert "champion rolled back: v2 -> v1" in capsys.readouterr().out
+    assert defs.resources["tracking"].version_by_alias(CHAMPION).version == "1"
