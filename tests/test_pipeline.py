@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -276,3 +277,21 @@ def test_cli_backfill_of_a_partition_range_runs_in_one_run(lay):
         assert days == ["2026-11-01", "2026-11-02", "2026-11-03"]
     record = json.loads((lay.io / "drift_report" / "2026-11-02.json").read_text())
     assert record["status"] == "insufficient_data" and record["detail"] == "no champion serving yet"
+
+
+def test_files_still_being_written_wait_for_a_later_tick(lay, instance, monkeypatch):
+    from mlops_assets.definitions import build_definitions
+
+    monkeypatch.setenv("MLOPS_SETTLE_SECONDS", "30")
+    defs = build_definitions(lay)
+    runner = runner_for(defs, instance, lay)
+    growing = lay.landing / "batch_growing.csv"
+    make_batch(200, seed=9).to_csv(growing, index=False)  # modified just now: maybe still being written
+    (lay.landing / "batch_upload.csv.part").write_text("half a file")
+    (lay.landing / ".batch_hidden.csv").write_text("editor swap file")
+    assert runner.tick("new_data_sensor").runs == []
+    old = time.time() - 60
+    os.utime(growing, (old, old))
+    runs = runner.tick("new_data_sensor").runs
+    assert [(r.partition, r.success) for r in runs] == [("batch_growing", True)]
+    assert (lay.landing / "batch_upload.csv.part").exists() and not list(lay.quarantine.iterdir())
