@@ -1,23 +1,34 @@
-"""The serving gateway: MLflow's scoring protocol over the registry's `champion`, hot-swapped without a restart.
+"""The serving gateway: MLflow's scoring protocol over the registry's `champion`, hot-swapped in place.
 
-The model is resolved from the registry alias (never from memory), loaded completely off the request path,
-then swapped in with one reference assignment: a request sees the old model or the new one, never half of
-each. A version that fails to load never replaces the serving one; ``/health`` says why. Every prediction is
-queued to the prediction log by a background writer, so the disk never sits on the request path.
+The model is resolved from the registry alias (never from memory), downloaded and loaded completely off the
+request path, warmed up on its input example, then swapped in with one reference assignment: a request sees
+the old model or the new one, never half of each. A version that fails to load never replaces the serving
+one; ``/health`` says why. A ``canary`` alias (with its split in registered-model tags) gets a share of the
+traffic, or a copy of all of it in shadow mode.
+
+Speed: the raw scikit-learn pipeline is called (no pyfunc), the signature is compiled once per model, and
+concurrent requests are merged into one ``predict`` call on a worker thread, since a Pipeline costs about
+the same per call for one row as for a hundred. Every prediction is queued to the prediction log by a
+background writer, so the disk never sits on the request path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import contextlib
 import hmac
+import itertools
 import json
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,8 +36,10 @@ from typing import Any
 
 import httpx
 import mlflow
+import pandas as pd
 import uvicorn
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -40,9 +53,15 @@ from mlops_assets.serving import protocol
 
 CHAMPION = "champion"
 CANARY = "canary"
+SHADOW = "shadow"
 CANARY_PERCENT_TAG = "mlops.canary_percent"  # written by resources.tracking.MlflowTracking.start_canary
 RELEASE_MODE_TAG = "mlops.release_mode"
-LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)  # seconds
+MAX_BATCH_ROWS = 4096  # rows merged into one predict call; a bigger request still goes alone
+BATCH_WINDOW_SECONDS = 0.002  # the longest a call waits for the requests it expects (see Batcher)
+OFFLOAD_BYTES = 256 * 1024  # bodies above this are decoded on a thread, keeping the event loop responsive
+RETRY_FAILED_SECONDS = 60.0  # a version that failed to load is tried again after this (the cause may pass)
+_NO_ALIAS = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}  # MLflow's codes for a missing model/alias
 
 
 @dataclass
@@ -74,7 +93,7 @@ class GatewayConfig:
 
 @dataclass(frozen=True)
 class Slot:
-    """One loaded model version: immutable, so swapping the reference is atomic."""
+    """One loaded model version with its compiled signature; immutable, so sharing it needs no lock."""
 
     version: str
     model: Any
@@ -82,8 +101,18 @@ class Slot:
     loaded_at: str
 
 
+@dataclass(frozen=True)
+class Routing:
+    """What is served right now. Replaced as a whole, so a request reads one consistent view."""
+
+    champion: Slot | None = None
+    canary: Slot | None = None
+    canary_percent: float = 0.0
+    release_mode: str = "canary"  # "canary": answers a share of traffic; "shadow": sees a copy, never answers
+
+
 class ModelManager:
-    """Follows the registry aliases (``champion``, and ``canary`` with its split) and keeps good models loaded.
+    """Follows the registry aliases (``champion``; ``canary`` with its split) and keeps good models loaded.
 
     Recently served versions stay loaded, so a rollback to the previous champion swaps instantly.
     """
@@ -92,80 +121,112 @@ class ModelManager:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.slot: Slot | None = None
-        self.canary: Slot | None = None
-        self.canary_percent: float = 0.0
-        self.release_mode: str = "canary"
-        self.last_error: str | None = None
-        self._loaded: dict[str, Slot] = {}
-        self._failed: set[str] = set()
+        self.routing = Routing()
+        self._loaded: dict[str, Slot] = {}  # least recently wanted first
+        self._errors: dict[str, tuple[str, float]] = {}  # version -> (why it failed, when to try again)
+        self._wanted: tuple[str | None, str | None] = (None, None)
+        self._registry_error: str | None = None
+        self._client: mlflow.MlflowClient | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _client(self) -> mlflow.MlflowClient:
-        return mlflow.MlflowClient(tracking_uri=self.config.tracking_uri, registry_uri=self.config.registry_uri)
+    @property
+    def last_error(self) -> str | None:
+        """Why the gateway does not serve what the registry asks for, or None when it does."""
+        if self._registry_error:
+            return self._registry_error
+        champion, canary = self._wanted
+        for version in (champion, canary):
+            if version in self._errors:
+                return self._errors[version][0]
+        if champion is None and self.routing.champion is None:
+            return f"no '{CHAMPION}' alias for model {self.config.model_name!r} yet"
+        return None
+
+    def _registry(self) -> mlflow.MlflowClient:
+        if self._client is None:
+            self._client = mlflow.MlflowClient(tracking_uri=self.config.tracking_uri,
+                                               registry_uri=self.config.registry_uri)
+        return self._client
 
     def _alias(self, client: mlflow.MlflowClient, alias: str) -> str | None:
         try:
             return str(client.get_model_version_by_alias(self.config.model_name, alias).version)
-        except MlflowException:
-            return None
+        except MlflowException as exc:
+            if exc.error_code in _NO_ALIAS:
+                return None
+            raise
 
     def refresh(self, force: bool = False) -> str | None:
-        """Load what the aliases point at if it is new; returns the champion version served afterwards."""
+        """Load what the aliases point at if it is new; returns the champion version served afterwards.
+
+        ``force`` retries a version that failed to load without waiting for its retry time.
+        """
         with self._lock:
             try:
-                client = self._client()
-                wanted = self._alias(client, CHAMPION)
+                client = self._registry()
+                champion = self._alias(client, CHAMPION)
                 canary = self._alias(client, CANARY)
                 tags = client.get_registered_model(self.config.model_name).tags if canary else {}
             except Exception as exc:  # registry unreachable: keep serving what we have
-                self.last_error = f"registry unreachable: {exc}"
-                return self.slot.version if self.slot else None
-            if wanted is None:
-                if self.slot is None:
-                    self.last_error = f"no '{CHAMPION}' alias for model {self.config.model_name!r} yet"
-                return self.slot.version if self.slot else None
-            champion = self._get(wanted, force)
-            if champion is not None:
-                self.slot = champion
-            self.canary = self._get(canary, force) if canary and canary != wanted else None
-            self.canary_percent = float(tags.get(CANARY_PERCENT_TAG, 0) or 0)
-            self.release_mode = tags.get(RELEASE_MODE_TAG, "canary")
-            return self.slot.version if self.slot else None
+                self._registry_error = f"registry unreachable: {type(exc).__name__}: {exc}"
+                return self._served()
+            self._registry_error = None
+            self._wanted = (champion, canary)
+            current = self.routing
+            new_champion = self._get(champion, force) if champion else None
+            new_canary = self._get(canary, force) if canary and canary != champion else None
+            self.routing = Routing(new_champion or current.champion, new_canary, _percent(tags),
+                                   tags.get(RELEASE_MODE_TAG, "canary"))
+            self._evict()
+            return self._served()
+
+    def _served(self) -> str | None:
+        return self.routing.champion.version if self.routing.champion else None
 
     def _get(self, version: str, force: bool) -> Slot | None:
-        """A loaded slot for ``version``: from memory, or loaded now; None (and last_error) if it fails."""
+        """A loaded slot for ``version``: from memory, or loaded now; None (error recorded) if it fails."""
         if version in self._loaded:
+            self._loaded[version] = self._loaded.pop(version)  # most recently wanted last
             return self._loaded[version]
-        if version in self._failed and not force:
+        failed = self._errors.get(version)
+        if failed and not force and time.monotonic() < failed[1]:
             return None
         try:
             slot = self._load(version)
-        except Exception as exc:  # any load failure keeps the serving model; health explains it
-            self._failed.add(version)
-            self.last_error = f"v{version} failed to load: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # any load failure keeps the serving model; /health says why
+            self._errors[version] = (f"v{version} failed to load: {type(exc).__name__}: {exc}",
+                                     time.monotonic() + RETRY_FAILED_SECONDS)
             return None
-        self._failed.discard(version)
-        self.last_error = None
+        self._errors.pop(version, None)
         self._loaded[version] = slot
-        while len(self._loaded) > self.KEEP_LOADED:
-            oldest = next(v for v in self._loaded if v not in {version, getattr(self.slot, "version", None)})
-            del self._loaded[oldest]
         return slot
 
+    def _evict(self) -> None:
+        keep = {s.version for s in (self.routing.champion, self.routing.canary) if s}
+        spare = [v for v in self._loaded if v not in keep]
+        for version in spare[: max(0, len(self._loaded) - self.KEEP_LOADED)]:
+            del self._loaded[version]
+
     def _load(self, version: str) -> Slot:
-        uri = f"models:/{self.config.model_name}/{version}"
-        mlflow.set_registry_uri(self.config.registry_uri)
-        mlflow.set_tracking_uri(self.config.tracking_uri)
-        info = mlflow.models.get_model_info(uri)
-        schema = protocol.InputSchema.from_signature(info.signature)
-        model = mlflow.sklearn.load_model(uri)
+        """Download with this gateway's own URIs (never the process-global ones), load the raw sklearn model,
+        and prove it predicts on its own input example before it may serve."""
+        client = self._registry()
+        uri = client.get_model_version_download_uri(self.config.model_name, version)
+        with tempfile.TemporaryDirectory(prefix="mlops-gateway-") as tmp:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp,
+                                                        tracking_uri=self.config.tracking_uri,
+                                                        registry_uri=self.config.registry_uri)
+            meta = Model.load(local)
+            schema = protocol.InputSchema.from_signature(meta.signature)
+            model = mlflow.sklearn.load_model(local)
+            example = meta.load_input_example(local)
+        if isinstance(example, pd.DataFrame):
+            model.predict(protocol.conform(example, schema))
         return Slot(version, model, schema, datetime.now(UTC).isoformat(timespec="seconds"))
 
     def start(self) -> None:
-        self.refresh()
         self._thread = threading.Thread(target=self._poll, name="model-poller", daemon=True)
         self._thread.start()
 
@@ -175,199 +236,348 @@ class ModelManager:
             self._thread.join(timeout=5)
 
     def _poll(self) -> None:
-        while not self._stop.wait(self.config.poll_seconds):
-            self.refresh()
+        while True:
+            try:
+                self.refresh()
+            except Exception as exc:  # a dead poller would silently end hot swaps: record and keep polling
+                self._registry_error = f"poller: {type(exc).__name__}: {exc}"
+            if self._stop.wait(self.config.poll_seconds):
+                return
+
+
+def _percent(tags: dict[str, str]) -> float:
+    try:
+        return float(tags.get(CANARY_PERCENT_TAG, 0) or 0)
+    except ValueError:
+        return 0.0
+
+
+@dataclass
+class _Job:
+    slot: Slot
+    rows: protocol.Rows
+    future: asyncio.Future[list[Any]]
+
+
+class Batcher:
+    """Runs predictions on one worker thread, merging queued requests into one call per model.
+
+    Each call takes every request that arrived while the previous one ran. As many clients as the last call
+    served are expected again (each sends its next request once answered), so a call waits up to
+    ``window`` seconds for them to arrive rather than splitting them over two calls. A lone client is never
+    kept waiting: its calls take one request, so one is expected. Only the event loop touches the queue.
+    """
+
+    def __init__(self, max_rows: int = MAX_BATCH_ROWS, window: float = BATCH_WINDOW_SECONDS) -> None:
+        self.max_rows = max_rows
+        self.window = window
+        self.calls = 0
+        self._pending: list[_Job] = []
+        self._expected = 1
+        self._enough: asyncio.Future[None] | None = None
+        self._drainer: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="predict")
+
+    async def predict(self, slot: Slot, rows: protocol.Rows) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        job = _Job(slot, rows, loop.create_future())
+        self._pending.append(job)
+        if self._drainer is None:
+            self._drainer = loop.create_task(self._drain())
+        elif self._enough is not None and len(self._pending) >= self._expected:
+            _settle(self._enough)
+        return await job.future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                if len(self._pending) < self._expected:
+                    self._enough = loop.create_future()
+                    timer = loop.call_later(self.window, _settle, self._enough)
+                    await self._enough
+                    timer.cancel()
+                    self._enough = None
+                take, rows = 1, self._pending[0].rows.n
+                while take < len(self._pending) and rows + self._pending[take].rows.n <= self.max_rows:
+                    rows += self._pending[take].rows.n
+                    take += 1
+                jobs, self._pending = self._pending[:take], self._pending[take:]
+                self._expected = take
+                self.calls += len({id(job.slot) for job in jobs})
+                try:
+                    results = await loop.run_in_executor(self._executor, _predict_jobs, jobs)
+                except RuntimeError as exc:  # the executor is shut down: the gateway is stopping
+                    results = [exc] * len(jobs)
+                for job, result in zip(jobs, results, strict=True):
+                    if job.future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        job.future.set_exception(result)
+                    else:
+                        job.future.set_result(result)
+        finally:
+            self._drainer = None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _predict_jobs(jobs: Sequence[_Job]) -> list[list[Any] | Exception]:
+    """Worker thread: one predict per model over all its jobs' rows, split back per job. If the merged call
+    fails, each job is predicted alone, so only the request whose rows break the model gets the error."""
+    results: list[list[Any] | Exception] = [[] for _ in jobs]
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, job in enumerate(jobs):
+        groups[id(job.slot)].append(i)
+    for members in groups.values():
+        model = jobs[members[0]].slot.model
+        try:
+            outputs = protocol.jsonable(model.predict(protocol.Rows.concat([jobs[i].rows for i in members])))
+            if len(outputs) != sum(jobs[i].rows.n for i in members):
+                raise ValueError(f"the model returned {len(outputs)} predictions for a batch of requests")
+        except Exception as exc:
+            if len(members) == 1:
+                results[members[0]] = exc
+                continue
+            for i in members:
+                try:
+                    results[i] = protocol.jsonable(model.predict(jobs[i].rows.frame()))
+                except Exception as single:  # this request's rows are what the model cannot score
+                    results[i] = single
+            continue
+        start = 0
+        for i in members:
+            results[i] = outputs[start:start + jobs[i].rows.n]
+            start += jobs[i].rows.n
+    return results
 
 
 @dataclass
 class Metrics:
-    """Prometheus counters and latency histograms per model version, written by hand (no dependency)."""
+    """Prometheus counters and latency histograms per model version, written by hand (no dependency).
+
+    Only the event loop thread updates them.
+    """
 
     requests: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     buckets: dict[str, list[int]] = field(default_factory=dict)
     latency_sum: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
-    def observe(self, version: str, status: str, latency_ms: float, rows: int) -> None:
+    def observe(self, version: str, status: str, seconds: float = 0.0, rows: int = 0) -> None:
         self.requests[(version, status)] += 1
         if status == "ok":
-            counts = self.buckets.setdefault(version, [0] * (len(LATENCY_BUCKETS_MS) + 1))
-            for i, bound in enumerate(LATENCY_BUCKETS_MS):
-                if latency_ms <= bound:
-                    counts[i] += 1
-            counts[-1] += 1
-            self.latency_sum[version] += latency_ms / 1000.0
+            counts = self.buckets.setdefault(version, [0] * (len(LATENCY_BUCKETS) + 1))
+            counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1  # per bucket; cumulated when rendered
+            self.latency_sum[version] += seconds
             self.rows[version] += rows
 
-    def render(self) -> str:
+    def render(self, predict_calls: int) -> str:
         lines = ["# HELP mlops_requests_total Scoring requests by model version and outcome.",
                  "# TYPE mlops_requests_total counter"]
         for (version, status), n in sorted(self.requests.items()):
             lines.append(f'mlops_requests_total{{model_version="{version}",status="{status}"}} {n}')
         lines += ["# HELP mlops_predicted_rows_total Rows predicted by model version.",
                   "# TYPE mlops_predicted_rows_total counter"]
-        lines += [f'mlops_predicted_rows_total{{model_version="{v}"}} {n}' for v, n in sorted(self.rows.items())]
-        lines += ["# HELP mlops_request_latency_seconds Scoring latency by model version.",
-                  "# TYPE mlops_request_latency_seconds histogram"]
+        lines += [f'mlops_predicted_rows_total{{model_version="{v}"}} {n}'
+                  for v, n in sorted(self.rows.items())]
+        lines += ["# HELP mlops_predict_calls_total Model calls: fewer than requests when they are batched.",
+                  "# TYPE mlops_predict_calls_total counter", f"mlops_predict_calls_total {predict_calls}"]
         name = "mlops_request_latency_seconds"
+        lines += [f"# HELP {name} Scoring latency of successful requests by model version.",
+                  f"# TYPE {name} histogram"]
         for version, counts in sorted(self.buckets.items()):
             label = f'model_version="{version}"'
-            for bound, n in zip(LATENCY_BUCKETS_MS, counts, strict=False):
-                lines.append(f'{name}_bucket{{{label},le="{bound / 1000}"}} {n}')
-            lines.append(f'{name}_bucket{{{label},le="+Inf"}} {counts[-1]}')
+            cumulative = list(itertools.accumulate(counts))
+            for bound, n in zip((*LATENCY_BUCKETS, "+Inf"), cumulative, strict=True):
+                lines.append(f'{name}_bucket{{{label},le="{bound}"}} {n}')
             lines.append(f"{name}_sum{{{label}}} {self.latency_sum[version]}")
-            lines.append(f"{name}_count{{{label}}} {counts[-1]}")
+            lines.append(f"{name}_count{{{label}}} {cumulative[-1]}")
         return "\n".join(lines) + "\n"
 
 
+_ERROR_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 413: "BAD_REQUEST",
+                415: "BAD_REQUEST", 503: "TEMPORARILY_UNAVAILABLE"}
+
+
 def _error(status: int, message: str, request_id: str | None = None) -> JSONResponse:
-    code = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
-            413: "REQUEST_TOO_LARGE", 415: "BAD_REQUEST", 503: "TEMPORARILY_UNAVAILABLE"}.get(status, "INTERNAL_ERROR")
+    """MLflow's error shape, so MLflow clients report the message."""
     headers = {"X-Request-ID": request_id} if request_id else None
-    return JSONResponse({"error_code": code, "message": message}, status_code=status, headers=headers)
+    return JSONResponse({"error_code": _ERROR_CODES.get(status, "INTERNAL_ERROR"), "message": message},
+                        status_code=status, headers=headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` (never read whole first)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise protocol.ProtocolError(413, f"request body of {declared} bytes exceeds the limit of {limit}")
+    if declared and declared.isdigit():
+        protocol.check_size(int(declared), limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise protocol.ProtocolError(413, f"request body exceeds the limit of {limit} bytes")
+        protocol.check_size(size, limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def create_app(config: GatewayConfig, manager: ModelManager | None = None) -> Starlette:
-    manager = manager or ModelManager(config)
+def create_app(config: GatewayConfig) -> Starlette:
+    manager = ModelManager(config)
+    batcher = Batcher()
     metrics = Metrics()
     logs: dict[str, JsonlLog] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        logs["predictions"] = JsonlLog(config.log_root, PREDICTIONS)
-        logs["feedback"] = JsonlLog(config.log_root, FEEDBACK)
-        threading.Thread(target=manager.start, name="model-loader", daemon=True).start()
+        logs[PREDICTIONS] = JsonlLog(config.log_root, PREDICTIONS)
+        logs[FEEDBACK] = JsonlLog(config.log_root, FEEDBACK)
+        manager.start()
         yield
         manager.stop()
+        batcher.close()
         for log in logs.values():
             log.close()
 
-    def log(rid: str, slot: Slot, name: str, frame: Any, outputs: list | None, latency_ms: float,
-            error: str | None = None) -> None:
+    def log(rid: str, slot: Slot, name: str, rows: protocol.Rows, outputs: list[Any] | None, started: float,
+            error: Exception | None = None) -> None:
         record = {"request_id": rid, "ts": datetime.now(UTC).isoformat(), "model_name": config.model_name,
-                  "model_version": slot.version, "slot": name, "columns": list(frame.columns),
-                  "data": protocol.rows_for_log(frame), "outputs": outputs or [], "latency_ms": round(latency_ms, 3)}
-        if error:
-            record["error"] = error
-        logs["predictions"].write(record)
+                  "model_version": slot.version, "slot": name, "columns": list(rows.arrays),
+                  "data": rows.records(), "outputs": outputs or [],
+                  "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
+        if error is not None:
+            record["error"] = f"{type(error).__name__}: {error}"
+        logs[PREDICTIONS].write(record)
 
-    def shadow_predict(rid: str, shadow: Slot, frame: Any) -> None:
-        """The shadow model's answer is logged after the response went out; it is never returned."""
-        started = time.perf_counter()
+    async def predict_as(slot: Slot, name: str, rid: str, table: protocol.Table, rows: protocol.Rows,
+                         schema: protocol.InputSchema, started: float) -> list[Any] | None:
+        """A canary's or shadow's answer; None if it fails (its failure is logged evidence, never the reply).
+
+        ``rows`` were checked against ``schema`` (the champion's); a version with other columns re-checks.
+        """
         try:
-            outputs = protocol.jsonable(shadow.model.predict(frame))
-            log(rid, shadow, "shadow", frame, outputs, (time.perf_counter() - started) * 1000)
-        except Exception as exc:  # a failing shadow must never affect the served answer
-            log(rid, shadow, "shadow", frame, None, (time.perf_counter() - started) * 1000, repr(exc))
+            own = rows if slot.schema == schema else protocol.validate(table, slot.schema)
+            outputs = await batcher.predict(slot, own)
+        except Exception as exc:  # bad rows for this version or a failing model: both are evidence
+            log(rid, slot, name, rows, None, started, exc)
+            metrics.observe(slot.version, "error")
+            return None
+        log(rid, slot, name, own, outputs, started)
+        return outputs
+
+    async def shadow(rid: str, slot: Slot, table: protocol.Table, rows: protocol.Rows,
+                     schema: protocol.InputSchema) -> None:
+        """Runs after the response went out: the shadow's answer is logged, never returned."""
+        await predict_as(slot, SHADOW, rid, table, rows, schema, time.perf_counter())
 
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        if not protocol.REQUEST_ID.match(rid):
-            return _error(400, "X-Request-ID must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
-        champion, canary = manager.slot, manager.canary
+        if not protocol.valid_request_id(rid):
+            return _error(400, "X-Request-ID must be 1-128 characters of letters, digits, '.', '_', ':', '-'")
+        routing = manager.routing
+        champion = routing.champion
         if champion is None:
-            metrics.observe("none", "unavailable", 0.0, 0)
-            return _error(503, f"no model loaded yet ({manager.last_error or 'loading'})", rid)
+            metrics.observe("none", "unavailable")
+            return _error(503, f"no model loaded yet: {manager.last_error or 'loading'}", rid)
         try:
             body = await _read_body(request, config.max_request_bytes)
-            frame = protocol.conform(protocol.parse(body, request.headers.get("content-type")), champion.schema)
+            ctype = request.headers.get("content-type")
+            if len(body) > OFFLOAD_BYTES:
+                table = await asyncio.to_thread(protocol.read_table, body, ctype, champion.schema)
+            else:
+                table = protocol.read_table(body, ctype, champion.schema)
+            rows = protocol.validate(table, champion.schema)
         except protocol.ProtocolError as exc:
-            metrics.observe(champion.version, "bad_request", 0.0, 0)
+            metrics.observe(champion.version, "bad_request")
             return _error(exc.status, exc.message, rid)
-        slot, name = champion, CHAMPION
-        if canary is not None and manager.release_mode == "canary" and \
-                route_to_canary(request.headers.get("x-entity-id") or rid, manager.canary_percent):
+        slot, name, outputs = champion, CHAMPION, None
+        canary = routing.canary
+        if canary is not None and routing.release_mode == CANARY and \
+                route_to_canary(request.headers.get("x-entity-id") or rid, routing.canary_percent):
+            outputs = await predict_as(canary, CANARY, rid, table, rows, champion.schema, started)
+            slot, name = (canary, CANARY) if outputs is not None else (champion, CHAMPION)
+        if outputs is None:
             try:
-                outputs = protocol.jsonable(canary.model.predict(frame))
-                slot, name = canary, CANARY
-            except Exception as exc:  # the champion answers instead; the canary's failure is evidence
-                log(rid, canary, CANARY, frame, None, (time.perf_counter() - started) * 1000, repr(exc))
-                metrics.observe(canary.version, "error", 0.0, 0)
-        if slot is champion:
-            try:
-                outputs = protocol.jsonable(champion.model.predict(frame))
-            except Exception as exc:  # a model error is the server's fault: 500 in MLflow's shape, logged
-                log(rid, champion, CHAMPION, frame, None, (time.perf_counter() - started) * 1000, repr(exc))
-                metrics.observe(champion.version, "error", 0.0, 0)
-                return _error(500, f"model v{champion.version} failed to predict: {exc}", rid)
-        latency_ms = (time.perf_counter() - started) * 1000
-        log(rid, slot, name, frame, outputs, latency_ms)
-        metrics.observe(slot.version, "ok", latency_ms, len(frame))
+                outputs = await batcher.predict(champion, rows)
+            except Exception as exc:  # like MLflow: the model could not score these rows, a 400 that says why
+                log(rid, champion, CHAMPION, rows, None, started, exc)
+                metrics.observe(champion.version, "model_error")
+                return _error(400, f"model v{champion.version} could not score the input: "
+                                   f"{type(exc).__name__}: {exc}", rid)
+            log(rid, champion, CHAMPION, rows, outputs, started)
+        metrics.observe(slot.version, "ok", time.perf_counter() - started, rows.n)
         background = None
-        if canary is not None and manager.release_mode == "shadow":
-            background = BackgroundTask(shadow_predict, rid, canary, frame)
-        return JSONResponse({"predictions": outputs}, background=background,
-                            headers={"X-Request-ID": rid, "X-Model-Version": slot.version, "X-Model-Slot": name})
+        if canary is not None and routing.release_mode == SHADOW:
+            background = BackgroundTask(shadow, rid, canary, table, rows, champion.schema)
+        headers = {"X-Request-ID": rid, "X-Model-Version": slot.version, "X-Model-Slot": name}
+        return JSONResponse({"predictions": outputs}, headers=headers, background=background)
 
     async def feedback(request: Request) -> Response:
         try:
-            body = await _read_body(request, config.max_request_bytes)
-            payload = json.loads(body)
+            payload = json.loads(await _read_body(request, config.max_request_bytes))
         except protocol.ProtocolError as exc:
             return _error(exc.status, exc.message)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             return _error(400, f"body is not valid JSON: {exc}")
         items = payload if isinstance(payload, list) else [payload]
+        records = []
         for i, item in enumerate(items):
-            if not isinstance(item, dict) or not isinstance(item.get("request_id"), str) \
-                    or not protocol.REQUEST_ID.match(item["request_id"]):
-                return _error(400, f"feedback item {i}: needs a valid 'request_id'")
+            if not isinstance(item, dict) or not protocol.valid_request_id(item.get("request_id")):
+                return _error(400, f"feedback item {i}: needs a valid 'request_id' (the X-Request-ID of the "
+                                   "prediction)")
             labels = item.get("labels", [item["label"]] if "label" in item else None)
             if not isinstance(labels, list) or not labels:
-                return _error(400, f"feedback item {i}: needs 'labels' (one per row of the request) or 'label'")
-        for item in items:
-            labels = item.get("labels", [item.get("label")])
-            logs["feedback"].write({"request_id": item["request_id"], "labels": labels})
-        return JSONResponse({"accepted": len(items)})
+                return _error(400, f"feedback item {i}: needs 'labels' (one per row of its request)")
+            records.append({"request_id": item["request_id"], "labels": labels,
+                            "ts": datetime.now(UTC).isoformat()})
+        for record in records:
+            logs[FEEDBACK].write(record)
+        return JSONResponse({"accepted": len(records)})
 
     async def ping(request: Request) -> Response:
-        ok = manager.slot is not None
+        ok = manager.routing.champion is not None
         return PlainTextResponse("\n" if ok else "no model loaded\n", status_code=200 if ok else 503)
 
     async def health(request: Request) -> Response:
-        slot = manager.slot
-        canary = manager.canary
+        routing = manager.routing
+        slot, canary = routing.champion, routing.canary
+        version = slot.version if slot else None
         body = {"status": "ok" if slot else "unavailable", "model_name": config.model_name,
-                "model_version": slot.version if slot else None, "loaded_at": slot.loaded_at if slot else None,
+                "model_version": version, "loaded_at": slot.loaded_at if slot else None,
                 "last_error": manager.last_error,
-                "slots": {CHAMPION: slot.version if slot else None, CANARY: canary.version if canary else None},
-                "release_mode": manager.release_mode if canary else None,
-                "canary_percent": manager.canary_percent if canary else 0.0}
+                "slots": {CHAMPION: version, CANARY: canary.version if canary else None},
+                "release_mode": routing.release_mode if canary else None,
+                "canary_percent": routing.canary_percent if canary else 0.0}
         return JSONResponse(body, status_code=200 if slot else 503)
 
     async def version(request: Request) -> Response:
-        slot = manager.slot
+        slot = manager.routing.champion
         return JSONResponse({"model_name": config.model_name, "model_version": slot.version if slot else None,
                              "mlflow_version": mlflow.__version__})
 
     async def prometheus(request: Request) -> Response:
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(metrics.render(batcher.calls), media_type="text/plain; version=0.0.4")
 
     async def reload(request: Request) -> Response:
         if not config.admin_token:
             return _error(403, "admin endpoints are disabled: set MLOPS_ADMIN_TOKEN to enable them")
         auth = request.headers.get("authorization", "")
-        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
+        token = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else ""
         if not token:
             return _error(401, "admin endpoints need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'")
         if not hmac.compare_digest(token.encode(), config.admin_token.encode()):
             return _error(403, "invalid admin token")
-        served = manager.refresh(force=True)
+        served = await asyncio.to_thread(manager.refresh, True)
         return JSONResponse({"model_version": served, "last_error": manager.last_error})
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        rid = request.headers.get("x-request-id")
+        return _error(500, f"internal error: {type(exc).__name__}: {exc}", rid)
 
     return Starlette(routes=[
         Route("/invocations", invocations, methods=["POST"]),
@@ -377,12 +587,13 @@ def create_app(config: GatewayConfig, manager: ModelManager | None = None) -> St
         Route("/version", version, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         Route("/admin/reload", reload, methods=["POST"]),
-    ], lifespan=lifespan)
+    ], lifespan=lifespan, exception_handlers={Exception: server_error})
 
 
 def _server(config: GatewayConfig) -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(create_app(config), host=config.host, port=config.port, log_level="warning",
-                                         access_log=False, lifespan="on", timeout_graceful_shutdown=5))
+    return uvicorn.Server(uvicorn.Config(create_app(config), host=config.host, port=config.port,
+                                         log_level="warning", access_log=False, lifespan="on",
+                                         timeout_graceful_shutdown=5))
 
 
 class GatewayThread:
@@ -403,6 +614,7 @@ class GatewayThread:
         return f"http://{host}:{port}"
 
     def start(self, timeout: float = 60) -> GatewayThread:
+        """Returns once the socket accepts connections; the model may still be loading."""
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
@@ -417,9 +629,10 @@ class GatewayThread:
         self._sock.close()
 
     def wait_for_version(self, version: str, timeout: float = 60) -> bool:
+        """Until ``/version`` reports ``version`` as the champion served; False on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
+            with contextlib.suppress(httpx.HTTPError, ValueError):
                 if httpx.get(f"{self.url}/version", timeout=2).json().get("model_version") == str(version):
                     return True
             time.sleep(0.1)

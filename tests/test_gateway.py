@@ -1,0 +1,373 @@
+"""The serving gateway over real HTTP on loopback, against a real MLflow SQLite store and registry.
+
+No Dagster: models are saved with skops and a signature, uploaded as MLflow logged models, registered and
+aliased with an explicit client (the process-global tracking URI is never touched).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from mlflow.models import infer_signature
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from mlops_assets.core.predictions import read_feedback, read_predictions
+from mlops_assets.serving import protocol
+from mlops_assets.serving.gateway import Batcher, GatewayConfig, GatewayThread, Slot
+
+MODEL = "gateway-test-model"
+TOKEN = "test-admin-token"
+COLUMNS = ["x", "colour"]
+
+
+def _data(n: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"x": rng.normal(size=n).round(3),
+                          "colour": rng.choice(["red", "green", "blue"], n)})
+    return frame, ((frame["x"] + 1.5 * (frame["colour"] == "red")) > 0.4).astype(int)
+
+
+def _train(seed: int, flip: bool = False) -> Pipeline:
+    """A tiny Pipeline; ``flip`` learns the opposite labels, so a swap is visible in the predictions."""
+    x, y = _data(400, seed)
+    onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    pre = ColumnTransformer([("num", StandardScaler(), ["x"]), ("cat", onehot, ["colour"])])
+    return Pipeline([("pre", pre), ("model", LogisticRegression())]).fit(x, 1 - y if flip else y)
+
+
+@dataclass
+class Store:
+    """A throw-away MLflow tracking store and registry, driven through one explicit client."""
+
+    uri: str
+    client: mlflow.MlflowClient
+    experiment_id: str
+
+    def register(self, model: Pipeline, name: str = MODEL) -> str:
+        example = _data(5, 99)[0]
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp, "model")
+            mlflow.sklearn.save_model(model, local, serialization_format="skops", input_example=example,
+                                      signature=infer_signature(example, model.predict(example)),
+                                      skops_trusted_types=sio.get_untrusted_types(data=sio.dumps(model)),
+                                      pip_requirements=["scikit-learn", "skops"])  # skips a slow inference
+            run = self.client.create_run(self.experiment_id)
+            logged = self.client.create_logged_model(self.experiment_id, name="model",
+                                                     source_run_id=run.info.run_id)
+            self.client.log_model_artifacts(logged.model_id, str(local))
+            self.client.set_terminated(run.info.run_id)
+        if not self.client.search_registered_models(f"name = '{name}'"):
+            self.client.create_registered_model(name)
+        # The artifact location as source, with the run: a `models:/<id>` source makes MLflow's SQL registry
+        # look the model up through the process-global tracking URI.
+        return str(self.client.create_model_version(name, logged.artifact_location, run_id=run.info.run_id,
+                                                    model_id=logged.model_id).version)
+
+    def alias(self, version: str, alias: str = "champion", name: str = MODEL) -> None:
+        self.client.set_registered_model_alias(name, alias, version)
+
+    def model_file(self, version: str, name: str = MODEL) -> Path:
+        uri = self.client.get_model_version_download_uri(name, version)
+        return Path(uri.removeprefix("file://")) / "model.skops"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment_id = client.create_experiment("gateway-tests", artifact_location=(root / "artifacts").as_uri())
+    return Store(uri, client, experiment_id)
+
+
+@pytest.fixture(scope="module")
+def champion(store: Store) -> Pipeline:
+    """Version 1, aliased champion."""
+    model = _train(1)
+    assert store.register(model) == "1"
+    store.alias("1")
+    return model
+
+
+def _config(store: Store, home: Path, name: str = MODEL, token: str | None = TOKEN) -> GatewayConfig:
+    return GatewayConfig(model_name=name, tracking_uri=store.uri, registry_uri=store.uri, log_root=home,
+                         port=0, poll_seconds=0.2, admin_token=token, max_request_bytes=64 * 1024)
+
+
+@pytest.fixture
+def gateway(store: Store, champion: Pipeline, tmp_path: Path) -> Iterator[GatewayThread]:
+    served = str(store.client.get_model_version_by_alias(MODEL, "champion").version)
+    gw = GatewayThread(_config(store, tmp_path)).start()
+    try:
+        assert gw.wait_for_version(served, timeout=30)
+        yield gw
+    finally:
+        gw.stop()
+
+
+def _split(frame: pd.DataFrame) -> dict:
+    return {"dataframe_split": {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}}
+
+
+def _logged(read, root: Path, predicate, timeout: float = 10) -> pd.DataFrame:
+    """Log lines are written by a background thread: wait until the wanted ones are on disk."""
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = read(root, datetime.now(UTC).date())
+        if predicate(frame) or time.monotonic() > deadline:
+            return frame
+        time.sleep(0.1)
+
+
+def test_without_a_champion_it_answers_503_then_serves_once_one_is_aliased(store: Store, tmp_path: Path):
+    name = "late-model"
+    gw = GatewayThread(_config(store, tmp_path, name=name)).start()
+    try:
+        assert httpx.get(f"{gw.url}/ping").status_code == 503
+        resp = httpx.post(f"{gw.url}/invocations", json=_split(_data(2, 3)[0]))
+        assert resp.status_code == 503 and resp.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        assert "no model loaded yet" in resp.json()["message"]
+        deadline = time.monotonic() + 10
+        while "no 'champion' alias" not in str(httpx.get(f"{gw.url}/health").json()["last_error"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert httpx.get(f"{gw.url}/version").json() == {"model_name": name, "model_version": None,
+                                                           "mlflow_version": mlflow.__version__}
+        store.alias(store.register(_train(5), name=name), name=name)
+        assert gw.wait_for_version("1", timeout=30)
+        assert httpx.get(f"{gw.url}/ping").status_code == 200
+        assert httpx.post(f"{gw.url}/invocations", json=_split(_data(2, 3)[0])).status_code == 200
+    finally:
+        gw.stop()
+
+
+def test_scoring_speaks_mlflows_protocol(gateway: GatewayThread, champion: Pipeline):
+    rows, _ = _data(6, 7)
+    expected = champion.predict(rows).tolist()
+    url = f"{gateway.url}/invocations"
+    forms = [_split(rows), {"dataframe_records": rows.to_dict("records")},
+             {"instances": rows.to_dict("records")}, {"inputs": rows.to_dict("list")}]
+    for payload in forms:
+        resp = httpx.post(url, json=payload)
+        assert resp.status_code == 200 and resp.json() == {"predictions": expected}, resp.text
+        assert re.fullmatch(r"[0-9a-f]{32}", resp.headers["X-Request-ID"])
+        assert resp.headers["X-Model-Version"] == "1" and resp.headers["X-Model-Slot"] == "champion"
+    csv = httpx.post(url, content=rows.assign(extra=1).to_csv(index=False),
+                     headers={"Content-Type": "text/csv"})
+    assert csv.json() == {"predictions": expected}
+    mine = httpx.post(url, json=_split(rows), headers={"X-Request-ID": "order-42:a.b_c"})
+    assert mine.headers["X-Request-ID"] == "order-42:a.b_c"
+
+
+@pytest.mark.parametrize("kwargs,status,fragment", [
+    ({"json": {"dataframe_split": {"columns": ["x"], "data": [[1.0]]}}}, 400,
+     "missing required column(s) ['colour']"),
+    ({"json": {"dataframe_records": [{"x": "tall", "colour": "red"}]}}, 400, "column 'x' must be numeric"),
+    ({"content": b"{oops", "headers": {"Content-Type": "application/json"}}, 400, "not valid JSON"),
+    ({"json": {"rows": []}}, 400, "exactly one of the fields"),
+    ({"content": b"x" * (65 * 1024), "headers": {"Content-Type": "text/csv"}}, 413, "exceeds the limit"),
+    ({"content": b"x,colour\n1,red\n", "headers": {"Content-Type": "text/xml"}}, 415,
+     "unsupported content type"),
+    ({"json": {}, "headers": {"X-Request-ID": "not ok!"}}, 400, "X-Request-ID"),
+    ({"content": b'{"inputs": {"x": [Infinity], "colour": ["red"]}}'}, 400,  # fits the schema, not the model
+     "model v1 could not score the input: ValueError"),
+])
+def test_bad_requests_get_4xx_in_mlflows_error_shape(gateway: GatewayThread, kwargs: dict, status: int,
+                                                     fragment: str):
+    resp = httpx.post(f"{gateway.url}/invocations", **kwargs)
+    assert resp.status_code == status
+    body = resp.json()
+    assert body["error_code"] == "BAD_REQUEST" and fragment in body["message"], body
+
+
+def test_predictions_and_feedback_are_logged_and_counted(gateway: GatewayThread, champion: Pipeline):
+    rows, labels = _data(3, 11)
+    rid = "req-logged-1"
+    resp = httpx.post(f"{gateway.url}/invocations", json=_split(rows), headers={"X-Request-ID": rid})
+    assert resp.status_code == 200
+    sent = httpx.post(f"{gateway.url}/feedback", json={"request_id": rid, "labels": labels.tolist()})
+    assert sent.json() == {"accepted": 1}
+    many = [{"request_id": "req-other", "labels": [1]}, {"request_id": "req-third", "label": 0}]
+    assert httpx.post(f"{gateway.url}/feedback", json=many).json() == {"accepted": 2}
+    for bad in ({"labels": [1]}, {"request_id": "x y", "labels": [1]}, {"request_id": "a", "labels": []},
+                [{"request_id": "a", "labels": [1]}, 3]):
+        resp = httpx.post(f"{gateway.url}/feedback", json=bad)
+        assert resp.status_code == 400 and resp.json()["error_code"] == "BAD_REQUEST"
+    assert httpx.post(f"{gateway.url}/feedback", content=b"{nope").status_code == 400
+
+    root = gateway.config.log_root
+    files = list((root / "predictions").glob("date=*/*.jsonl"))
+    logged = _logged(read_predictions, root, lambda f: (f["request_id"] == rid).sum() == 3)
+    mine = logged[logged["request_id"] == rid]
+    assert mine["prediction"].tolist() == champion.predict(rows).tolist()
+    assert mine["x"].tolist() == rows["x"].tolist() and set(mine["model_version"]) == {"1"}
+    files = list((root / "predictions").glob("date=*/*.jsonl"))
+    line = json.loads(next(ln for f in files for ln in f.read_text().splitlines() if rid in ln))
+    assert set(line) >= {"request_id", "ts", "model_name", "model_version", "slot", "columns", "data",
+                         "outputs", "latency_ms"}
+    assert line["model_name"] == MODEL and line["slot"] == "champion" and line["columns"] == COLUMNS
+    feedback = _logged(read_feedback, root, lambda f: len(f) == 5)
+    assert feedback.loc[feedback["request_id"] == rid, "label"].tolist() == labels.tolist()
+
+    metrics = httpx.get(f"{gateway.url}/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'mlops_requests_total{model_version="1",status="ok"} 1' in text
+    assert 'mlops_predicted_rows_total{model_version="1"} 3' in text
+    assert 'mlops_request_latency_seconds_bucket{model_version="1",le="+Inf"} 1' in text
+    assert 'mlops_request_latency_seconds_count{model_version="1"} 1' in text
+    assert "# TYPE mlops_request_latency_seconds histogram" in text
+
+
+def test_health_version_and_admin_reload(gateway: GatewayThread, store: Store, tmp_path: Path):
+    health = httpx.get(f"{gateway.url}/health").json()
+    assert health["status"] == "ok" and health["model_name"] == MODEL and health["model_version"] == "1"
+    assert health["last_error"] is None and health["loaded_at"]
+    assert health["slots"] == {"champion": "1", "canary": None}
+    assert httpx.get(f"{gateway.url}/version").json()["model_version"] == "1"
+
+    url = f"{gateway.url}/admin/reload"
+    assert httpx.post(url).status_code == 401
+    assert httpx.post(url, headers={"Authorization": "Bearer wrong-token"}).status_code == 403
+    ok = httpx.post(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 200 and ok.json() == {"model_version": "1", "last_error": None}
+
+    closed = GatewayThread(_config(store, tmp_path / "closed", token=None)).start()
+    try:
+        resp = httpx.post(f"{closed.url}/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert resp.status_code == 403 and "disabled" in resp.json()["message"]
+    finally:
+        closed.stop()
+
+
+def test_hot_swap_under_load_drops_no_request(gateway: GatewayThread, store: Store, champion: Pipeline):
+    rows, _ = _data(4, 21)
+    successor = _train(2, flip=True)
+    outcomes: list[tuple[int, str | None, list]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=gateway.url, timeout=10) as client:
+            while not stop.is_set():
+                resp = client.post("/invocations", json=_split(rows))
+                outcomes.append((resp.status_code, resp.headers.get("X-Model-Version"), resp.json()))
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.3)
+        version = store.register(successor)
+        store.alias(version)
+        assert gateway.wait_for_version(version, timeout=30)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert outcomes and all(status == 200 for status, _, _ in outcomes)
+    assert {v for _, v, _ in outcomes} == {"1", version}
+    answers = {"1": champion.predict(rows).tolist(), version: successor.predict(rows).tolist()}
+    assert all(body["predictions"] == answers[v] for _, v, body in outcomes)
+    store.alias("1")  # back to the module's champion for the tests after this one
+    assert gateway.wait_for_version("1", timeout=30)
+
+
+def test_a_version_that_cannot_load_never_serves(gateway: GatewayThread, store: Store):
+    broken = store.register(_train(3))
+    store.model_file(broken).write_bytes(b"this is not a skops file")
+    store.alias(broken)
+    try:
+        deadline = time.monotonic() + 20
+        health = httpx.get(f"{gateway.url}/health").json()
+        while not health["last_error"]:
+            assert time.monotonic() < deadline, health
+            time.sleep(0.1)
+            health = httpx.get(f"{gateway.url}/health").json()
+        assert f"v{broken} failed to load" in health["last_error"]
+        assert health["model_version"] == "1" and health["status"] == "ok"
+        resp = httpx.post(f"{gateway.url}/invocations", json=_split(_data(2, 4)[0]))
+        assert resp.status_code == 200 and resp.headers["X-Model-Version"] == "1"
+        forced = httpx.post(f"{gateway.url}/admin/reload",
+                            headers={"Authorization": f"Bearer {TOKEN}"}).json()
+        assert forced["model_version"] == "1" and f"v{broken} failed to load" in forced["last_error"]
+    finally:
+        store.alias("1")
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{gateway.url}/health").json()["last_error"] is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_canary_and_shadow_slots(gateway: GatewayThread, store: Store):
+    canary = store.register(_train(4, flip=True))
+    model = store.client.get_registered_model(MODEL).name
+    rows, _ = _data(2, 31)
+    try:
+        store.client.set_registered_model_tag(model, "mlops.canary_percent", "100")
+        store.client.set_registered_model_tag(model, "mlops.release_mode", "canary")
+        store.alias(canary, alias="canary")
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{gateway.url}/health").json()["slots"]["canary"] != canary:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        resp = httpx.post(f"{gateway.url}/invocations", json=_split(rows))
+        assert resp.headers["X-Model-Slot"] == "canary" and resp.headers["X-Model-Version"] == canary
+
+        store.client.set_registered_model_tag(model, "mlops.release_mode", "shadow")
+        while httpx.get(f"{gateway.url}/health").json()["release_mode"] != "shadow":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        resp = httpx.post(f"{gateway.url}/invocations", json=_split(rows),
+                          headers={"X-Request-ID": "shadowed"})
+        assert resp.headers["X-Model-Slot"] == "champion" and resp.headers["X-Model-Version"] == "1"
+        both = {"champion", "shadow"}
+        logged = _logged(read_predictions, gateway.config.log_root,
+                         lambda f: set(f.loc[f["request_id"] == "shadowed", "slot"]) == both)
+        shadow = logged[(logged["request_id"] == "shadowed") & (logged["slot"] == "shadow")]
+        assert set(shadow["model_version"]) == {canary} and len(shadow) == 2
+    finally:
+        store.client.delete_registered_model_alias(model, "canary")
+
+
+def test_concurrent_requests_share_one_model_call_and_bad_rows_fail_alone(champion: Pipeline):
+    schema = protocol.InputSchema(("x", "colour"), numeric=frozenset({"x"}))
+    slot = Slot("1", champion, schema, "now")
+
+    def rows(frame: pd.DataFrame) -> protocol.Rows:
+        return protocol.validate(protocol.Table.from_frame(frame), schema)
+
+    parts = [_data(n, seed)[0] for seed, n in enumerate((1, 3, 2, 5))]
+    bad = pd.DataFrame({"x": [np.inf], "colour": ["red"]})  # passes the schema, breaks StandardScaler
+
+    async def run() -> tuple[list, int]:
+        batcher = Batcher()
+        try:
+            results = await asyncio.gather(*(batcher.predict(slot, rows(p)) for p in [*parts, bad]),
+                                           return_exceptions=True)
+            return results, batcher.calls
+        finally:
+            batcher.close()
+
+    results, calls = asyncio.run(run())
+    assert calls == 1
+    assert results[:-1] == [champion.predict(p).tolist() for p in parts]
+    assert isinstance(results[-1], ValueError)
