@@ -70,7 +70,11 @@ class Runner:
         tmp.write_text(json.dumps(cursors, indent=2), encoding="utf-8")
         tmp.replace(self.cursor_file)
 
-    def tick(self, sensor_name: str) -> TickResult:
+    def evaluate(self, sensor_name: str) -> tuple[list[RunRequest], str | None, str | None]:
+        """One sensor evaluation, as a daemon tick makes it: partitions added, cursor saved, nothing run yet.
+
+        Returns the run requests, the job they default to and the skip message.
+        """
         sensor_def = self.defs.get_repository_def().get_sensor_def(sensor_name)
         # An instance *ref* (not the instance) makes Dagster resolve partitioned run requests against the
         # dynamic partitions the same tick adds, exactly as in the daemon.
@@ -86,8 +90,12 @@ class Runner:
                     self.instance.delete_dynamic_partition(request.partitions_def_name, key)
         self._save_cursor(sensor_name, data.cursor)
         default_job = sensor_def.job_name if sensor_def.has_jobs and len(sensor_def.jobs) == 1 else None
-        runs = [self.execute(sensor_name, request, default_job) for request in data.run_requests or []]
-        return TickResult(sensor_name, runs, data.skip_message)
+        return list(data.run_requests or []), default_job, data.skip_message
+
+    def tick(self, sensor_name: str) -> TickResult:
+        requests, default_job, skip_message = self.evaluate(sensor_name)
+        runs = [self.execute(sensor_name, request, default_job) for request in requests]
+        return TickResult(sensor_name, runs, skip_message)
 
     def execute(self, sensor_name: str, request: RunRequest, default_job: str | None) -> RunOutcome:
         job_name = request.job_name or default_job

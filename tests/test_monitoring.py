@@ -131,3 +131,30 @@ def test_decay_in_delivered_labels_triggers_the_performance_sensor(manual_retrai
     assert int(tracking.version_by_alias(CHAMPION).version) == int(v1.version) + 1
     assert runner.tick("performance_sensor").runs == []
     assert "performance_decay" in [a["kind"] for a in defs.resources["alerts"].history()]
+
+
+def test_drift_and_decay_firing_together_start_one_retraining(manual_retraining, defs, instance, lay):
+    """Both sensors see evidence in the same daemon tick and both request a retraining; the run queue runs them
+    one after the other (one training run at a time), and the second finds the champion already trained on the
+    same data, config and code: one new model, not two."""
+    runner = bootstrap(defs, instance, lay)
+    tracking, store = defs.resources["tracking"], defs.resources["store"]
+    v1 = tracking.version_by_alias(CHAMPION)
+    write_batches(lay.landing, batches=2, rows=1500, drift=0.7, seed=17)
+    assert all(r.success for r in runner.tick("new_data_sensor").runs)
+    serve(lay, tracking, store.spec(), make_batch(600, seed=18, drift=0.7, start_id=9_500_000), with_labels=True)
+    assert ("monitoring_job", True) in [(r.job, r.success) for r in runner.tick("drift_sensor").runs]
+
+    drift_requests, drift_job, _ = runner.evaluate("drift_sensor")
+    decay_requests, decay_job, _ = runner.evaluate("performance_sensor")
+    requested = [r for r in drift_requests if r.job_name == "training_job"] + decay_requests
+    assert [r.tags[tags.TRIGGER] for r in requested] == ["drift", "decay"]
+
+    first = runner.execute("drift_sensor", requested[0], drift_job)
+    second = runner.execute("performance_sensor", requested[1], decay_job)
+    assert first.success and second.success
+    assert int(tracking.version_by_alias(CHAMPION).version) == int(v1.version) + 1
+    assert len(tracking.versions()) == 2  # the second run trained nothing
+    messages = [r.event_log_entry.user_message or "" for r in instance.get_records_for_run(second.run_id).records]
+    assert any("downstream stages are skipped" in m for m in messages)
+    assert instance.get_latest_materialization_event(AssetKey("candidate_model")).run_id == first.run_id
