@@ -62,7 +62,7 @@ def build_resources(lay: settings.Layout | None = None) -> dict[str, object]:
             log_path=str(lay.home / "alerts.jsonl"),
             webhook_url=EnvVar("MLOPS_ALERT_WEBHOOK") if os.environ.get("MLOPS_ALERT_WEBHOOK") else None,
         ),
-        "prediction_log": PredictionLog(root=str(lay.home)),
+        "prediction_log": PredictionLog(root=settings.prediction_log_url(lay)),
         "policy": ContinuousTraining(
             retrain_on_new_data=_env_flag("MLOPS_RETRAIN_ON_NEW_DATA", True),
             retrain_on_drift=_env_flag("MLOPS_RETRAIN_ON_DRIFT", True),

@@ -94,6 +94,11 @@ def artifact_location(lay: Layout | None = None) -> str:
     return (lay.mlflow_dir / "artifacts").as_uri()
 
 
+def prediction_log_url(lay: Layout | None = None) -> str:
+    """Where the gateway logs predictions and feedback and monitoring reads them: a path or an fsspec URL."""
+    return os.environ.get("MLOPS_PREDICTION_LOG_URL") or str((lay or layout()).home)
+
+
 def model_name() -> str:
     return os.environ.get("MLOPS_MODEL_NAME", DEFAULT_MODEL_NAME)
 

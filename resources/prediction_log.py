@@ -1,7 +1,6 @@
 """The prediction and feedback logs written by the serving gateway, read by monitoring."""
 
 from datetime import date, timedelta
-from pathlib import Path
 
 import pandas as pd
 from dagster import ConfigurableResource
@@ -10,17 +9,17 @@ from mlops_assets.core import predictions as logs
 
 
 class PredictionLog(ConfigurableResource):
-    root: str
+    root: str  # a local path or an fsspec URL (s3://bucket/mlops), the one the gateway writes to
     label_delay_days: int = 7  # labels for a day's predictions are looked for this many days after it
 
     def predictions(self, day: date) -> pd.DataFrame:
-        return logs.read_predictions(Path(self.root), day)
+        return logs.read_predictions(self.root, day)
 
     def feedback_for(self, day: date) -> pd.DataFrame:
-        frames = [logs.read_feedback(Path(self.root), day + timedelta(days=i))
+        frames = [logs.read_feedback(self.root, day + timedelta(days=i))
                   for i in range(self.label_delay_days + 1)]
         frame = pd.concat(frames, ignore_index=True)
         return frame.drop_duplicates(["request_id", "row"], keep="last")
 
     def count(self, day: date) -> int:
-        return logs.count_predictions(Path(self.root), day)
+        return logs.count_predictions(self.root, day)

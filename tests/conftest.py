@@ -16,7 +16,7 @@ def lay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> settings.Layout:
     monkeypatch.setenv("MLOPS_SETTLE_SECONDS", "0")
     monkeypatch.setenv("MLOPS_GATEWAY_URL", "http://127.0.0.1:9")  # nothing listens: deployment skips the wait
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLOPS_STORE_URL", "MLOPS_DATASET",
-                "MLOPS_ARTIFACT_ROOT", "MLOPS_ALERT_WEBHOOK", "MLOPS_ADMIN_TOKEN"):
+                "MLOPS_ARTIFACT_ROOT", "MLOPS_ALERT_WEBHOOK", "MLOPS_ADMIN_TOKEN", "MLOPS_PREDICTION_LOG_URL"):
         monkeypatch.delenv(var, raising=False)
     return settings.layout()
 

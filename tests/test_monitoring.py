@@ -11,7 +11,7 @@ import mlflow
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterRunStatus, RunsFilter
 
-from mlops_assets import tags
+from mlops_assets import settings, tags
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.predictions import FEEDBACK, PREDICTIONS, JsonlLog
 from mlops_assets.definitions import build_definitions
@@ -31,7 +31,8 @@ def serve(lay, tracking, spec, frame, *, with_labels: bool) -> None:
     """Play the gateway: predict with the champion and log requests (and labels) in its format."""
     champion = tracking.version_by_alias(CHAMPION)
     model = mlflow.sklearn.load_model(f"models:/{tracking.model_name}/{champion.version}")
-    predictions, feedback = JsonlLog(lay.home, PREDICTIONS), JsonlLog(lay.home, FEEDBACK)
+    root = settings.prediction_log_url(lay)
+    predictions, feedback = JsonlLog(root, PREDICTIONS), JsonlLog(root, FEEDBACK)
     for start in range(0, len(frame), 25):
         part = frame.iloc[start:start + 25]
         x = part[spec.feature_names]

@@ -1,10 +1,12 @@
-"""The prediction log and the feedback log: append-only JSON Lines, one directory per UTC day.
+"""The prediction and feedback logs: append-only JSON Lines, one directory per UTC day.
 
 The serving gateway writes them (from a background thread, so a request never waits on the disk);
 monitoring reads them back as DataFrames with one row per predicted input row. Each writer process has
-its own file per day, so replicas never interleave lines.
+its own files, so replicas never interleave lines. The root is a local path or any fsspec URL
+(``s3://bucket/mlops``): object stores cannot append, so there every flush becomes its own immutable
+segment file, and the writer flushes less often.
 
-Layout: ``<root>/predictions/date=YYYY-MM-DD/<host>-<pid>.jsonl`` and ``<root>/feedback/date=.../...``.
+Layout: ``<root>/predictions/date=YYYY-MM-DD/<host>-<pid>[-<segment>].jsonl`` and ``<root>/feedback/...``.
 A prediction line: ``{"request_id", "ts", "model_name", "model_version", "slot", "columns", "data",
 "outputs", "latency_ms"}`` plus ``"error"`` when that slot failed to predict (``columns``/``data`` are the
 request's rows in ``dataframe_split`` form).
@@ -14,27 +16,36 @@ A feedback line: ``{"request_id", "ts", "labels"}`` with one label per row of th
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import pandas as pd
+from fsspec.implementations.local import LocalFileSystem
 
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
+LOCAL_FLUSH_SECONDS = 0.2
+OBJECT_STORE_FLUSH_SECONDS = 5.0
+
+log = logging.getLogger("mlops.predictions")
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def day_dir(root: Path, kind: str, day: date) -> Path:
-    return root / kind / f"date={day.isoformat()}"
+def _filesystem(root: str | Path) -> tuple[Any, str]:
+    fs, base = fsspec.core.url_to_fs(str(root))
+    return fs, base.rstrip("/")
 
 
 def _json_default(value: Any) -> Any:
@@ -46,14 +57,22 @@ def _json_default(value: Any) -> Any:
 
 
 class JsonlLog:
-    """Append-only, per-process JSONL writer with a background flusher thread."""
+    """Append-only, per-process JSONL writer with a background flusher thread.
 
-    def __init__(self, root: Path, kind: str, *, flush_every: float = 0.2) -> None:
-        self.root = Path(root)
+    A failed write (full disk, object store unreachable) is logged and retried on the next flush; the
+    records stay queued in memory meanwhile, so a transient fault loses nothing.
+    """
+
+    def __init__(self, root: str | Path, kind: str, *, flush_every: float | None = None) -> None:
+        self._fs, self._base = _filesystem(root)
+        self._append = isinstance(self._fs, LocalFileSystem)
         self.kind = kind
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._flush_every = flush_every
-        self._name = f"{socket.gethostname()}-{os.getpid()}.jsonl"
+        default = LOCAL_FLUSH_SECONDS if self._append else OBJECT_STORE_FLUSH_SECONDS
+        self._flush_every = default if flush_every is None else flush_every
+        self._stem = f"{socket.gethostname()}-{os.getpid()}"
+        self._segment = 0
+        self._pending: dict[str, list[str]] = {}
         self._thread = threading.Thread(target=self._run, name=f"{kind}-log", daemon=True)
         self._thread.start()
 
@@ -67,7 +86,7 @@ class JsonlLog:
         self._thread.join(timeout)
 
     def flush(self, timeout: float = 5.0) -> None:
-        """Block until every record queued before this call is on disk."""
+        """Block until every record queued before this call is written (or its write failed and waits)."""
         done = threading.Event()
         self._queue.put({"__flush__": done})
         done.wait(timeout)
@@ -75,15 +94,19 @@ class JsonlLog:
     def _run(self) -> None:
         stop = False
         while not stop:
-            batch: list[dict[str, Any]] = []
+            batch: list[dict[str, Any] | None] = []
+            deadline = time.monotonic() + self._flush_every
             try:
                 batch.append(self._queue.get(timeout=self._flush_every))
-                while True:
-                    batch.append(self._queue.get_nowait())
+                while True:  # on object stores, gather until the interval ends (fewer, larger segments)
+                    item = self._queue.get_nowait() if self._append else \
+                        self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    batch.append(item)
+                    if item is None or "__flush__" in item:
+                        break
             except queue.Empty:
                 pass
             events = []
-            by_day: dict[str, list[str]] = {}
             for record in batch:
                 if record is None:
                     stop = True
@@ -93,22 +116,37 @@ class JsonlLog:
                     continue
                 ts = record.get("ts") or utc_now().isoformat()
                 record["ts"] = ts
-                by_day.setdefault(ts[:10], []).append(json.dumps(record, default=_json_default))
-            for day, lines in by_day.items():
-                target = self.root / self.kind / f"date={day}"
-                target.mkdir(parents=True, exist_ok=True)
-                with open(target / self._name, "a", encoding="utf-8") as fh:
-                    fh.write("\n".join(lines) + "\n")
+                self._pending.setdefault(ts[:10], []).append(json.dumps(record, default=_json_default))
+            self._write_pending()
             for event in events:
                 event.set()
 
+    def _write_pending(self) -> None:
+        for day in list(self._pending):
+            folder = f"{self._base}/{self.kind}/date={day}"
+            payload = ("\n".join(self._pending[day]) + "\n").encode()
+            try:
+                self._fs.makedirs(folder, exist_ok=True)
+                if self._append:
+                    with self._fs.open(f"{folder}/{self._stem}.jsonl", "ab") as fh:
+                        fh.write(payload)
+                else:
+                    self._segment += 1
+                    self._fs.pipe_file(f"{folder}/{self._stem}-{time.time_ns()}-{self._segment:06d}.jsonl", payload)
+            except OSError as exc:
+                log.error("could not write the %s log under %s (%s); %d records kept for the next attempt",
+                          self.kind, folder, exc, len(self._pending[day]))
+                continue
+            del self._pending[day]
 
-def _iter_lines(root: Path, kind: str, day: date) -> Iterable[dict[str, Any]]:
-    directory = day_dir(root, kind, day)
-    if not directory.is_dir():
+
+def _iter_lines(root: str | Path, kind: str, day: date) -> Iterable[dict[str, Any]]:
+    fs, base = _filesystem(root)
+    folder = f"{base}/{kind}/date={day.isoformat()}"
+    if not fs.isdir(folder):
         return
-    for path in sorted(directory.glob("*.jsonl")):
-        with open(path, encoding="utf-8") as fh:
+    for path in sorted(fs.glob(f"{folder}/*.jsonl")):
+        with fs.open(path, "rt", encoding="utf-8") as fh:
             for line in fh:
                 line = line.strip()
                 if not line:
@@ -119,7 +157,7 @@ def _iter_lines(root: Path, kind: str, day: date) -> Iterable[dict[str, Any]]:
                     continue  # a torn last line from a killed writer: skip it, keep the rest
 
 
-def read_predictions(root: Path, day: date) -> pd.DataFrame:
+def read_predictions(root: str | Path, day: date) -> pd.DataFrame:
     """One row per predicted input row: request_id, row, ts, model_version, slot, prediction, latency_ms,
     error, then the features."""
     frames = []
@@ -143,7 +181,7 @@ def read_predictions(root: Path, day: date) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def read_feedback(root: Path, day: date) -> pd.DataFrame:
+def read_feedback(root: str | Path, day: date) -> pd.DataFrame:
     """One row per labelled input row: request_id, row, label (the last delivery wins)."""
     rows = []
     for rec in _iter_lines(root, FEEDBACK, day):
@@ -153,6 +191,6 @@ def read_feedback(root: Path, day: date) -> pd.DataFrame:
     return frame.drop_duplicates(["request_id", "row"], keep="last").drop(columns="ts")
 
 
-def count_predictions(root: Path, day: date) -> int:
+def count_predictions(root: str | Path, day: date) -> int:
     """Number of predicted rows logged on a day, read cheaply for sensors."""
     return sum(len(rec.get("data", [])) for rec in _iter_lines(root, PREDICTIONS, day))

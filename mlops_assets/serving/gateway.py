@@ -69,7 +69,7 @@ class GatewayConfig:
     model_name: str
     tracking_uri: str
     registry_uri: str
-    log_root: Path
+    log_root: str | Path  # a local path or an fsspec URL (MLOPS_PREDICTION_LOG_URL)
     host: str = "127.0.0.1"
     port: int = 5005
     poll_seconds: float = 2.0
@@ -83,7 +83,7 @@ class GatewayConfig:
             model_name=settings.model_name(),
             tracking_uri=settings.tracking_uri(lay),
             registry_uri=settings.registry_uri(lay),
-            log_root=lay.home,
+            log_root=settings.prediction_log_url(lay),
             host=host or "127.0.0.1",
             port=5005 if port is None else port,
             poll_seconds=float(os.environ.get("MLOPS_GATEWAY_POLL_SECONDS", "2.0")),
