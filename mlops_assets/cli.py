@@ -10,7 +10,19 @@ import sys
 import time
 from pathlib import Path
 
-from mlops_assets import settings
+from mlops_assets import settings, tags
+
+# The embedded default: SQLite storage in DAGSTER_HOME, no telemetry, and one training run at a time (a second
+# retraining requested meanwhile waits in the queue, then finds the champion already trained on that data).
+EMBEDDED_DAGSTER_YAML = f"""\
+telemetry:
+  enabled: false
+run_queue:
+  tag_concurrency_limits:
+    - key: {tags.RUN_KIND}
+      value: training
+      limit: 1
+"""
 
 
 def _instance(lay: settings.Layout):
@@ -21,8 +33,8 @@ def _instance(lay: settings.Layout):
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():  # the embedded default: SQLite storage in DAGSTER_HOME, no telemetry
-        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    if not config.exists():
+        config.write_text(EMBEDDED_DAGSTER_YAML, encoding="utf-8")
     return DagsterInstance.get()
 
 

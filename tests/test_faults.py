@@ -1,5 +1,6 @@
-"""Faults: a training run killed with SIGKILL mid-way leaves registry, aliases and data consistent; a rerun
-converges. A batch whose store write fails leaves no partial object or version visible."""
+"""Faults: a training run killed with SIGKILL mid-way (training, after registering, while deploying) leaves
+registry, aliases, data and the gateway consistent; a rerun converges. A batch whose store write fails leaves
+no partial object or version visible."""
 
 import os
 import signal
@@ -11,6 +12,7 @@ import pytest
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.definitions import build_definitions
 from mlops_assets.runner import Runner
+from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
 from resources import CHAMPION, PREVIOUS
 
 
@@ -22,9 +24,9 @@ def _consistent(tracking) -> None:
         assert champion.version != previous.version
 
 
-@pytest.mark.parametrize("kill_when", ["training", "registered"])
+@pytest.mark.parametrize("kill_when", ["training", "registered", "deploying"])
 def test_a_killed_training_run_leaves_things_consistent_and_a_rerun_converges(defs, instance, lay, kill_when,
-                                                                              spawn_training):
+                                                                              spawn_training, monkeypatch, request):
     runner = Runner(defs, instance, lay.io / "cursors.json")
     write_batches(lay.landing, batches=2, rows=1500, seed=51)
     runner.tick("new_data_sensor")
@@ -32,6 +34,13 @@ def test_a_killed_training_run_leaves_things_consistent_and_a_rerun_converges(de
     tracking = defs.resources["tracking"]
     write_batches(lay.landing, batches=1, rows=1500, seed=52)
     runner.tick("new_data_sensor")
+    gateway = None
+    if kill_when == "deploying":  # a live gateway that follows slowly keeps the run waiting after the alias move
+        monkeypatch.setenv("MLOPS_GATEWAY_POLL_SECONDS", "3")
+        gateway = GatewayThread(GatewayConfig.from_env(port=0)).start()
+        request.addfinalizer(gateway.stop)
+        assert gateway.wait_for_version("1", timeout=30)
+        monkeypatch.setenv("MLOPS_GATEWAY_URL", gateway.url)
 
     proc = spawn_training(start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
@@ -43,6 +52,8 @@ def test_a_killed_training_run_leaves_things_consistent_and_a_rerun_converges(de
             break
         if kill_when == "registered" and len(tracking.versions()) == 2:
             break
+        if kill_when == "deploying" and tracking.version_by_alias(CHAMPION).version == "2":
+            break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
@@ -50,7 +61,11 @@ def test_a_killed_training_run_leaves_things_consistent_and_a_rerun_converges(de
     assert io_dir.joinpath("__all__.json").stat().st_mtime >= before
 
     _consistent(tracking)
-    assert tracking.version_by_alias(CHAMPION).version == "1"  # the old champion still serves
+    if kill_when == "deploying":  # the alias move is atomic and done: the gateway follows the registry
+        assert tracking.version_by_alias(PREVIOUS).version == "1"
+        assert gateway.wait_for_version("2", timeout=30)
+    else:
+        assert tracking.version_by_alias(CHAMPION).version == "1"  # the old champion still serves
 
     rerun = build_definitions(lay).resolve_job_def("training_job").execute_in_process(instance=instance)
     assert rerun.success
@@ -58,6 +73,8 @@ def test_a_killed_training_run_leaves_things_consistent_and_a_rerun_converges(de
     assert tracking.version_by_alias(CHAMPION).version == "2"
     assert tracking.version_by_alias(PREVIOUS).version == "1"
     assert len(tracking.versions()) == 2  # the killed run's registration was reused, not duplicated
+    if gateway:
+        assert gateway.wait_for_version("2", timeout=30)
 
 
 def test_a_failed_store_write_leaves_no_partial_batch(defs, lay):
