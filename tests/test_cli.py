@@ -115,3 +115,13 @@ def test_registry_commands_and_one_step_rollback(cli_home, defs, instance, capsy
     assert main(["deploy", "rollback"]) == 0
     assert "champion rolled back: v2 -> v1" in capsys.readouterr().out
     assert defs.resources["tracking"].version_by_alias(CHAMPION).version == "1"
+
+
+def test_the_embedded_instance_queues_one_training_run_at_a_time(cli_home):
+    from mlops_assets import tags
+    from mlops_assets.cli import _instance
+
+    with _instance(cli_home) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert {"key": tags.RUN_KIND, "value": "training", "limit": 1} in limits
+    assert (cli_home.dagster_home / "dagster.yaml").exists()
