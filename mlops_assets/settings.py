@@ -85,11 +85,14 @@ def registry_uri(lay: Layout | None = None) -> str:
     return os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri(lay)
 
 
-def artifact_location(lay: Layout | None = None) -> str:
-    """Artifact root for the platform's experiment (ignored when the experiment already exists)."""
+def artifact_location(lay: Layout | None = None) -> str | None:
+    """Artifact root for the platform's experiment (ignored when the experiment already exists). With a tracking
+    server, None: the server's own artifact root, so runs on other machines never write to a local disk."""
     override = os.environ.get("MLOPS_ARTIFACT_ROOT")
     if override:
         return override
+    if tracking_uri(lay).startswith(("http://", "https://")):
+        return None
     lay = lay or layout()
     return (lay.mlflow_dir / "artifacts").as_uri()
 

@@ -35,6 +35,10 @@ class VersionInfo:
         return cls(str(mv.version), mv.run_id, mv.source, dict(mv.tags or {}), list(mv.aliases or []))
 
 
+# What the registry answers for a model or alias that does not exist; with access control a model that does not
+# exist (yet) is also PERMISSION_DENIED. Anything else is a failure, never "no such version".
+_ABSENT = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "PERMISSION_DENIED"})
+
 _READY: set[str] = set()  # tracking URIs whose store this process has already touched once
 
 CHAMPION = "champion"
@@ -44,6 +48,10 @@ CANARY = "canary"
 # Registered-model tags the gateway reads with the `canary` alias: how much traffic, and canary or shadow.
 CANARY_PERCENT_TAG = "mlops.canary_percent"
 RELEASE_MODE_TAG = "mlops.release_mode"
+
+
+class NoCanaryError(RuntimeError):
+    """The canary slot is empty, or holds a shadow release (which never answers traffic)."""
 
 
 class MlflowTracking(ConfigurableResource):
@@ -86,17 +94,26 @@ class MlflowTracking(ConfigurableResource):
         return client
 
     def version_by_alias(self, alias: str) -> VersionInfo | None:
+        """The version behind ``alias``; None only when the registry says there is none (an unreachable
+        tracking server raises: "no champion" would let a candidate skip the comparison with it)."""
         try:
             return VersionInfo.of(self.client().get_model_version_by_alias(self.model_name, alias))
-        except MlflowException:
+        except MlflowException as exc:
+            self._raise_unless_absent(exc)
             return None
 
     def versions(self) -> list[VersionInfo]:
         try:
             found = self.client().search_model_versions(f"name='{self.model_name}'")
-        except MlflowException:
+        except MlflowException as exc:
+            self._raise_unless_absent(exc)
             return []
         return sorted((VersionInfo.of(v) for v in found), key=lambda v: int(v.version))
+
+    def _raise_unless_absent(self, exc: MlflowException) -> None:
+        if exc.error_code not in _ABSENT:
+            raise MlflowException(f"MLflow tracking server {self.tracking_uri} failed on model "
+                                  f"{self.model_name!r}: {exc.message}") from exc
 
     def registry_lock(self) -> contextlib.AbstractContextManager[None]:
         """Serialise alias moves between processes on this machine (runs at scale serialise through
@@ -144,6 +161,24 @@ class MlflowTracking(ConfigurableResource):
             client.set_registered_model_tag(self.model_name, CANARY_PERCENT_TAG, str(percent))
             client.set_registered_model_tag(self.model_name, RELEASE_MODE_TAG, mode)
             client.set_registered_model_alias(self.model_name, CANARY, str(version))
+
+    def set_canary_percent(self, percent: float) -> str:
+        """Give the running canary ``percent`` (0-100) of traffic; returns its version. Written where every
+        gateway reads its split, so restarted and added replicas come back with the same share."""
+        if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
+            raise ValueError(f"canary_percent must be a number from 0 to 100, got {percent!r}")
+        client = self.client()
+        with self.registry_lock():  # an end_canary in between must not leave a share behind for no canary
+            canary = self.version_by_alias(CANARY)
+            if canary is None:
+                raise NoCanaryError(f"no canary is running for model {self.model_name!r}: start one with a "
+                                    "canary deployment first")
+            mode = client.get_registered_model(self.model_name).tags.get(RELEASE_MODE_TAG, "canary")
+            if mode != "canary":
+                raise NoCanaryError(f"v{canary.version} is a {mode} release: it sees a copy of all traffic and "
+                                    "never answers, so it has no share to set")
+            client.set_registered_model_tag(self.model_name, CANARY_PERCENT_TAG, str(float(percent)))
+            return canary.version
 
     def end_canary(self, promote: bool) -> str | None:
         """Close the canary slot; with ``promote`` its version becomes champion. Returns the canary version."""

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import fsspec
 import pytest
+from test_monitoring import serve
 
 from mlops_assets import settings
 from mlops_assets.core.demo import make_batch, write_batches
@@ -14,7 +15,6 @@ from mlops_assets.core.predictions import PREDICTIONS, JsonlLog, read_prediction
 from mlops_assets.definitions import build_definitions
 from mlops_assets.runner import Runner
 from resources import CHAMPION
-from test_monitoring import serve
 
 
 @pytest.fixture
