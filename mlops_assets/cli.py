@@ -1,6 +1,7 @@
 """The ``mlops`` command: the platform headless, from a terminal or a CI job."""
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -228,14 +229,32 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    """Change the registry (what every gateway follows), then tell the running gateway and wait for it."""
+    from resources.tracking import NoCanaryError
+
     res = _resources(settings.layout())
     tracking, gateway = res["tracking"], res["gateway"]
     tracking.activate()
-    from_v, to_v = tracking.rollback()
-    print(f"champion rolled back: v{from_v} -> v{to_v}")
+    if args.deploy_cmd == "traffic":
+        try:
+            canary = tracking.set_canary_percent(args.percent)
+        except (ValueError, NoCanaryError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"canary v{canary} now gets {args.percent:g}% of traffic")
+        target = f"canary v{canary} at {args.percent:g}%"
+        followed = functools.partial(gateway.wait_for_split, canary, args.percent)
+    else:
+        from_v, to_v = tracking.rollback()
+        print(f"champion rolled back: v{from_v} -> v{to_v}")
+        target = f"v{to_v}"
+        followed = functools.partial(gateway.wait_for_version, to_v)
     if gateway.is_up():
-        ok = gateway.wait_for_version(to_v)
-        print(f"gateway at {gateway.url} {'serves' if ok else 'has NOT yet switched to'} v{to_v}")
+        token = os.environ.get("MLOPS_ADMIN_TOKEN")
+        if token and not gateway.reload(token):
+            print(f"warning: the gateway at {gateway.url} refused the reload; it follows at its next poll",
+                  file=sys.stderr)
+        print(f"gateway at {gateway.url} {'serves' if followed() else 'has NOT yet switched to'} {target}")
     return 0
 
 
@@ -335,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("deploy", help="deployment operations")
     dep = p.add_subparsers(dest="deploy_cmd", required=True)
     dep.add_parser("rollback", help="champion back to the previous version")
+    q = dep.add_parser("traffic", help="set the running canary's share of traffic")
+    q.add_argument("percent", type=float, help="0 to 100")
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("schema", help="dataset specs: infer one from a sample, show the schema enforced")

@@ -32,13 +32,36 @@ class ServingGateway(ConfigurableResource):
         except httpx.HTTPError:
             return False
 
-    def slot_version(self, slot: str) -> str | None:
+    def _health(self) -> dict:
+        """The gateway's /health (it answers 503 with the same body while it has no model); {} when down."""
         try:
-            resp = httpx.get(f"{self.url.rstrip('/')}/health", timeout=2.0)
-            version = resp.json().get("slots", {}).get(slot)
+            body = httpx.get(f"{self.url.rstrip('/')}/health", timeout=2.0).json()
         except (httpx.HTTPError, ValueError):
-            return None
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    def slot_version(self, slot: str) -> str | None:
+        version = self._health().get("slots", {}).get(slot)
         return None if version is None else str(version)
+
+    def reload(self, token: str) -> bool:
+        """Ask the gateway to re-read the registry now instead of at its next poll; False if it did not."""
+        try:
+            resp = httpx.post(f"{self.url.rstrip('/')}/admin/reload", headers={"Authorization": f"Bearer {token}"},
+                              timeout=self.timeout_seconds)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200
+
+    def wait_for_split(self, version: str, percent: float) -> bool:
+        """Wait until the gateway sends ``percent`` of traffic to canary ``version``; False on timeout."""
+        deadline = time.monotonic() + self.timeout_seconds
+        while time.monotonic() < deadline:
+            health = self._health()
+            if health.get("slots", {}).get("canary") == str(version) and health.get("canary_percent") == percent:
+                return True
+            time.sleep(0.25)
+        return False
 
     def wait_for_slot(self, slot: str, version: str) -> bool:
         """Wait until the gateway has ``version`` loaded in ``slot`` (e.g. the canary slot)."""

@@ -1,7 +1,7 @@
 """The serving gateway over real HTTP on loopback, against a real MLflow SQLite store and registry.
 
 No Dagster: models are saved with skops and a signature, uploaded as MLflow logged models, registered and
-aliased with an explicit client (the process-global tracking URI is never touched).
+aliased with an explicit client (the process-global tracking URI is never touched); see tests/tiny_models.py.
 """
 
 from __future__ import annotations
@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,86 +20,24 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import skops.io as sio
-from mlflow.models import infer_signature
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from tiny_models import COLUMNS, MODEL, TOKEN, GatewayProcess, Store, data, split, train
 
+from mlops_assets.core.deployment import route_to_canary
 from mlops_assets.core.predictions import read_feedback, read_predictions
 from mlops_assets.serving import protocol
 from mlops_assets.serving.gateway import Batcher, GatewayConfig, GatewayThread, Slot
 
-MODEL = "gateway-test-model"
-TOKEN = "test-admin-token"
-COLUMNS = ["x", "colour"]
-
-
-def _data(n: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"x": rng.normal(size=n).round(3),
-                          "colour": rng.choice(["red", "green", "blue"], n)})
-    return frame, ((frame["x"] + 1.5 * (frame["colour"] == "red")) > 0.4).astype(int)
-
-
-def _train(seed: int, flip: bool = False) -> Pipeline:
-    """A tiny Pipeline; ``flip`` learns the opposite labels, so a swap is visible in the predictions."""
-    x, y = _data(400, seed)
-    onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-    pre = ColumnTransformer([("num", StandardScaler(), ["x"]), ("cat", onehot, ["colour"])])
-    return Pipeline([("pre", pre), ("model", LogisticRegression())]).fit(x, 1 - y if flip else y)
-
-
-@dataclass
-class Store:
-    """A throw-away MLflow tracking store and registry, driven through one explicit client."""
-
-    uri: str
-    client: mlflow.MlflowClient
-    experiment_id: str
-
-    def register(self, model: Pipeline, name: str = MODEL) -> str:
-        example = _data(5, 99)[0]
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp, "model")
-            mlflow.sklearn.save_model(model, local, serialization_format="skops", input_example=example,
-                                      signature=infer_signature(example, model.predict(example)),
-                                      skops_trusted_types=sio.get_untrusted_types(data=sio.dumps(model)),
-                                      pip_requirements=["scikit-learn", "skops"])  # skips a slow inference
-            run = self.client.create_run(self.experiment_id)
-            logged = self.client.create_logged_model(self.experiment_id, name="model",
-                                                     source_run_id=run.info.run_id)
-            self.client.log_model_artifacts(logged.model_id, str(local))
-            self.client.set_terminated(run.info.run_id)
-        if not self.client.search_registered_models(f"name = '{name}'"):
-            self.client.create_registered_model(name)
-        # The artifact location as source, with the run: a `models:/<id>` source makes MLflow's SQL registry
-        # look the model up through the process-global tracking URI.
-        return str(self.client.create_model_version(name, logged.artifact_location, run_id=run.info.run_id,
-                                                    model_id=logged.model_id).version)
-
-    def alias(self, version: str, alias: str = "champion", name: str = MODEL) -> None:
-        self.client.set_registered_model_alias(name, alias, version)
-
-    def model_file(self, version: str, name: str = MODEL) -> Path:
-        uri = self.client.get_model_version_download_uri(name, version)
-        return Path(uri.removeprefix("file://")) / "model.skops"
-
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment_id = client.create_experiment("gateway-tests", artifact_location=(root / "artifacts").as_uri())
-    return Store(uri, client, experiment_id)
+    return Store.create(tmp_path_factory.mktemp("mlflow"))
 
 
 @pytest.fixture(scope="module")
 def champion(store: Store) -> Pipeline:
     """Version 1, aliased champion."""
-    model = _train(1)
+    model = train(1)
     assert store.register(model) == "1"
     store.alias("1")
     return model
@@ -123,10 +59,6 @@ def gateway(store: Store, champion: Pipeline, tmp_path: Path) -> Iterator[Gatewa
         gw.stop()
 
 
-def _split(frame: pd.DataFrame) -> dict:
-    return {"dataframe_split": {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}}
-
-
 def _logged(read, root: Path, predicate, timeout: float = 10) -> pd.DataFrame:
     """Log lines are written by a background thread: wait until the wanted ones are on disk."""
     deadline = time.monotonic() + timeout
@@ -142,7 +74,7 @@ def test_without_a_champion_it_answers_503_then_serves_once_one_is_aliased(store
     gw = GatewayThread(_config(store, tmp_path, name=name)).start()
     try:
         assert httpx.get(f"{gw.url}/ping").status_code == 503
-        resp = httpx.post(f"{gw.url}/invocations", json=_split(_data(2, 3)[0]))
+        resp = httpx.post(f"{gw.url}/invocations", json=split(data(2, 3)[0]))
         assert resp.status_code == 503 and resp.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
         assert "no model loaded yet" in resp.json()["message"]
         deadline = time.monotonic() + 10
@@ -151,19 +83,19 @@ def test_without_a_champion_it_answers_503_then_serves_once_one_is_aliased(store
             time.sleep(0.1)
         assert httpx.get(f"{gw.url}/version").json() == {"model_name": name, "model_version": None,
                                                            "mlflow_version": mlflow.__version__}
-        store.alias(store.register(_train(5), name=name), name=name)
+        store.alias(store.register(train(5), name=name), name=name)
         assert gw.wait_for_version("1", timeout=30)
         assert httpx.get(f"{gw.url}/ping").status_code == 200
-        assert httpx.post(f"{gw.url}/invocations", json=_split(_data(2, 3)[0])).status_code == 200
+        assert httpx.post(f"{gw.url}/invocations", json=split(data(2, 3)[0])).status_code == 200
     finally:
         gw.stop()
 
 
 def test_scoring_speaks_mlflows_protocol(gateway: GatewayThread, champion: Pipeline):
-    rows, _ = _data(6, 7)
+    rows, _ = data(6, 7)
     expected = champion.predict(rows).tolist()
     url = f"{gateway.url}/invocations"
-    forms = [_split(rows), {"dataframe_records": rows.to_dict("records")},
+    forms = [split(rows), {"dataframe_records": rows.to_dict("records")},
              {"instances": rows.to_dict("records")}, {"inputs": rows.to_dict("list")}]
     for payload in forms:
         resp = httpx.post(url, json=payload)
@@ -173,7 +105,7 @@ def test_scoring_speaks_mlflows_protocol(gateway: GatewayThread, champion: Pipel
     csv = httpx.post(url, content=rows.assign(extra=1).to_csv(index=False),
                      headers={"Content-Type": "text/csv"})
     assert csv.json() == {"predictions": expected}
-    mine = httpx.post(url, json=_split(rows), headers={"X-Request-ID": "order-42:a.b_c"})
+    mine = httpx.post(url, json=split(rows), headers={"X-Request-ID": "order-42:a.b_c"})
     assert mine.headers["X-Request-ID"] == "order-42:a.b_c"
 
 
@@ -199,9 +131,9 @@ def test_bad_requests_get_4xx_in_mlflows_error_shape(gateway: GatewayThread, kwa
 
 
 def test_predictions_and_feedback_are_logged_and_counted(gateway: GatewayThread, champion: Pipeline):
-    rows, labels = _data(3, 11)
+    rows, labels = data(3, 11)
     rid = "req-logged-1"
-    resp = httpx.post(f"{gateway.url}/invocations", json=_split(rows), headers={"X-Request-ID": rid})
+    resp = httpx.post(f"{gateway.url}/invocations", json=split(rows), headers={"X-Request-ID": rid})
     assert resp.status_code == 200
     sent = httpx.post(f"{gateway.url}/feedback", json={"request_id": rid, "labels": labels.tolist()})
     assert sent.json() == {"accepted": 1}
@@ -246,7 +178,9 @@ def test_health_version_and_admin_reload(gateway: GatewayThread, store: Store, t
 
     url = f"{gateway.url}/admin/reload"
     assert httpx.post(url).status_code == 401
-    assert httpx.post(url, headers={"Authorization": "Bearer wrong-token"}).status_code == 403
+    wrong = httpx.post(url, headers={"Authorization": "Bearer wrong-token"})
+    assert wrong.status_code == 401 and wrong.json()["error_code"] == "UNAUTHENTICATED"
+    assert wrong.headers["WWW-Authenticate"] == "Bearer" and "wrong" in wrong.json()["message"]
     ok = httpx.post(url, headers={"Authorization": f"Bearer {TOKEN}"})
     assert ok.status_code == 200 and ok.json() == {"model_version": "1", "last_error": None}
 
@@ -259,15 +193,15 @@ def test_health_version_and_admin_reload(gateway: GatewayThread, store: Store, t
 
 
 def test_hot_swap_under_load_drops_no_request(gateway: GatewayThread, store: Store, champion: Pipeline):
-    rows, _ = _data(4, 21)
-    successor = _train(2, flip=True)
+    rows, _ = data(4, 21)
+    successor = train(2, flip=True)
     outcomes: list[tuple[int, str | None, list]] = []
     stop = threading.Event()
 
     def load() -> None:
         with httpx.Client(base_url=gateway.url, timeout=10) as client:
             while not stop.is_set():
-                resp = client.post("/invocations", json=_split(rows))
+                resp = client.post("/invocations", json=split(rows))
                 outcomes.append((resp.status_code, resp.headers.get("X-Model-Version"), resp.json()))
 
     threads = [threading.Thread(target=load) for _ in range(3)]
@@ -291,36 +225,135 @@ def test_hot_swap_under_load_drops_no_request(gateway: GatewayThread, store: Sto
     assert gateway.wait_for_version("1", timeout=30)
 
 
-def test_a_version_that_cannot_load_never_serves(gateway: GatewayThread, store: Store):
-    broken = store.register(_train(3))
-    store.model_file(broken).write_bytes(b"this is not a skops file")
-    store.alias(broken)
-    try:
-        deadline = time.monotonic() + 20
+def _break(store: Store, fault: str) -> str:
+    """A registered version that cannot serve: its artifact corrupted, or a signature naming a column the model
+    does not take (so it fails on its own input example)."""
+    if fault == "corrupt artifact":
+        broken = store.register(train(3))
+        store.model_file(broken).write_bytes(b"this is not a skops file")
+        return broken
+    return store.register(train(3), signature_columns={"colour": "shade"})
+
+
+def _health_until(gateway: GatewayThread | GatewayProcess, done, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    health = httpx.get(f"{gateway.url}/health").json()
+    while not done(health) and time.monotonic() < deadline:
+        time.sleep(0.1)
         health = httpx.get(f"{gateway.url}/health").json()
-        while not health["last_error"]:
-            assert time.monotonic() < deadline, health
-            time.sleep(0.1)
-            health = httpx.get(f"{gateway.url}/health").json()
-        assert f"v{broken} failed to load" in health["last_error"]
-        assert health["model_version"] == "1" and health["status"] == "ok"
-        resp = httpx.post(f"{gateway.url}/invocations", json=_split(_data(2, 4)[0]))
-        assert resp.status_code == 200 and resp.headers["X-Model-Version"] == "1"
+    return health
+
+
+@pytest.mark.parametrize("alias", ["champion", "canary"])
+@pytest.mark.parametrize("fault,why", [("corrupt artifact", "failed to load: "),
+                                       ("signature mismatch", "columns are missing: {'colour'}")])
+def test_a_version_that_cannot_load_never_serves(gateway: GatewayThread, store: Store, alias: str, fault: str,
+                                                 why: str):
+    tracking = store.tracking()
+    broken = _break(store, fault)
+    if alias == "champion":
+        tracking.promote(broken)
+    else:
+        tracking.start_canary(broken, percent=100.0, mode="canary")
+    try:
+        health = _health_until(gateway, lambda h: h["last_error"])
+        assert f"v{broken} failed to load" in health["last_error"] and why in health["last_error"], health
+        assert health["status"] == "ok" and health["slots"] == {"champion": "1", "canary": None}
+        for _ in range(5):  # all traffic would go to a canary at 100%: the champion answers it all
+            resp = httpx.post(f"{gateway.url}/invocations", json=split(data(2, 4)[0]))
+            assert resp.status_code == 200 and resp.headers["X-Model-Version"] == "1"
         forced = httpx.post(f"{gateway.url}/admin/reload",
                             headers={"Authorization": f"Bearer {TOKEN}"}).json()
         assert forced["model_version"] == "1" and f"v{broken} failed to load" in forced["last_error"]
     finally:
-        store.alias("1")
-    deadline = time.monotonic() + 10
-    while httpx.get(f"{gateway.url}/health").json()["last_error"] is not None:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+        if alias == "champion":
+            store.alias("1")
+        else:
+            tracking.end_canary(promote=False)
+    assert _health_until(gateway, lambda h: h["last_error"] is None)["last_error"] is None
+
+
+def test_admin_traffic_sets_the_canary_share_in_the_registry(gateway: GatewayThread, store: Store):
+    tracking = store.tracking()
+    url, auth = f"{gateway.url}/admin/traffic", {"Authorization": f"Bearer {TOKEN}"}
+    assert httpx.put(url, json={"canary_percent": 50}).status_code == 401
+    wrong = httpx.put(url, json={"canary_percent": 50}, headers={"Authorization": f"Bearer {TOKEN}x"})
+    assert wrong.status_code == 401 and wrong.json()["error_code"] == "UNAUTHENTICATED"
+    idle = httpx.put(url, json={"canary_percent": 50}, headers=auth)
+    assert idle.status_code == 409 and idle.json()["error_code"] == "RESOURCE_CONFLICT"
+    assert "no canary is running" in idle.json()["message"]
+
+    canary = store.register(train(4, flip=True))
+    tracking.start_canary(canary, percent=0.0, mode="canary")
+    rows = data(2, 31)[0]
+    try:
+        assert _health_until(gateway, lambda h: h["slots"]["canary"] == canary)["slots"]["canary"] == canary
+        for body in ({"canary_percent": 101}, {"canary_percent": -1}, {"canary_percent": "50"},
+                     {"canary_percent": True}, {"canary_percent": None}, {"percent": 50},
+                     {"canary_percent": 5, "mode": "shadow"}, [50]):
+            resp = httpx.put(url, json=body, headers=auth)
+            assert resp.status_code == 400 and "canary_percent" in resp.json()["message"], (body, resp.text)
+        for raw in (b'{"canary_percent": NaN}', b"{nope"):
+            assert httpx.put(url, content=raw, headers=auth).status_code == 400
+        assert httpx.put(url, content=b"x" * 5000, headers=auth).status_code == 413
+        assert store.client.get_registered_model(MODEL).tags["mlops.canary_percent"] == "0.0"  # unchanged
+
+        ok = httpx.put(url, json={"canary_percent": 100}, headers=auth)
+        assert ok.status_code == 200, ok.text
+        assert ok.json() == {"canary_version": canary, "canary_percent": 100.0,
+                             "slots": {"champion": "1", "canary": canary}, "last_error": None}
+        assert store.client.get_registered_model(MODEL).tags["mlops.canary_percent"] == "100.0"
+        slots = {httpx.post(f"{gateway.url}/invocations", json=split(rows)).headers["X-Model-Slot"]
+                 for _ in range(10)}
+        assert slots == {"canary"}  # routed at once, not at the next poll
+        assert httpx.put(url, json={"canary_percent": 0}, headers=auth).json()["canary_percent"] == 0.0
+        slots = {httpx.post(f"{gateway.url}/invocations", json=split(rows)).headers["X-Model-Slot"]
+                 for _ in range(10)}
+        assert slots == {"champion"}
+
+        tracking.start_canary(canary, percent=0.0, mode="shadow")
+        shadow = httpx.put(url, json={"canary_percent": 30}, headers=auth)
+        assert shadow.status_code == 409 and "shadow release" in shadow.json()["message"]
+    finally:
+        tracking.end_canary(promote=False)
+
+
+def test_a_crashed_gateway_comes_back_to_the_registrys_state(store: Store, champion: Pipeline, tmp_path: Path):
+    """Champion, canary and share live in the registry: a fresh process after a SIGKILL serves the same."""
+    tracking = store.tracking()
+    canary = store.register(train(6, flip=True))
+    tracking.start_canary(canary, percent=10.0, mode="canary")
+    gateway = GatewayProcess(store, tmp_path).start()
+    keys = [f"customer-{i}" for i in range(40)]
+
+    def slots() -> list[str]:
+        with httpx.Client(base_url=gateway.url) as client:
+            return [client.post("/invocations", json=split(data(2, 5)[0]),
+                                headers={"X-Entity-ID": key}).headers["X-Model-Slot"] for key in keys]
+
+    try:
+        assert gateway.wait_for(slots={"champion": "1", "canary": canary})["canary_percent"] == 10.0
+        share = httpx.put(f"{gateway.url}/admin/traffic", json={"canary_percent": 30},
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+        assert share.status_code == 200, share.text
+        state = {k: gateway.health()[k] for k in ("slots", "canary_percent", "release_mode", "model_version")}
+        before = slots()
+        assert before == ["canary" if route_to_canary(key, 30.0) else "champion" for key in keys]
+
+        gateway.crash()
+        gateway.start()
+        after = gateway.wait_for(**state)
+        assert {k: after[k] for k in state} == state and after["last_error"] is None
+        assert slots() == before  # the same customers on the same slots
+    finally:
+        gateway.stop()
+        tracking.end_canary(promote=False)
 
 
 def test_canary_and_shadow_slots(gateway: GatewayThread, store: Store):
-    canary = store.register(_train(4, flip=True))
+    canary = store.register(train(4, flip=True))
     model = store.client.get_registered_model(MODEL).name
-    rows, _ = _data(2, 31)
+    rows, _ = data(2, 31)
     try:
         store.client.set_registered_model_tag(model, "mlops.canary_percent", "100")
         store.client.set_registered_model_tag(model, "mlops.release_mode", "canary")
@@ -329,14 +362,14 @@ def test_canary_and_shadow_slots(gateway: GatewayThread, store: Store):
         while httpx.get(f"{gateway.url}/health").json()["slots"]["canary"] != canary:
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        resp = httpx.post(f"{gateway.url}/invocations", json=_split(rows))
+        resp = httpx.post(f"{gateway.url}/invocations", json=split(rows))
         assert resp.headers["X-Model-Slot"] == "canary" and resp.headers["X-Model-Version"] == canary
 
         store.client.set_registered_model_tag(model, "mlops.release_mode", "shadow")
         while httpx.get(f"{gateway.url}/health").json()["release_mode"] != "shadow":
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        resp = httpx.post(f"{gateway.url}/invocations", json=_split(rows),
+        resp = httpx.post(f"{gateway.url}/invocations", json=split(rows),
                           headers={"X-Request-ID": "shadowed"})
         assert resp.headers["X-Model-Slot"] == "champion" and resp.headers["X-Model-Version"] == "1"
         both = {"champion", "shadow"}
@@ -355,7 +388,7 @@ def test_concurrent_requests_share_one_model_call_and_bad_rows_fail_alone(champi
     def rows(frame: pd.DataFrame) -> protocol.Rows:
         return protocol.validate(protocol.Table.from_frame(frame), schema)
 
-    parts = [_data(n, seed)[0] for seed, n in enumerate((1, 3, 2, 5))]
+    parts = [data(n, seed)[0] for seed, n in enumerate((1, 3, 2, 5))]
     bad = pd.DataFrame({"x": [np.inf], "colour": ["red"]})  # passes the schema, breaks StandardScaler
 
     async def run() -> tuple[list, int]:

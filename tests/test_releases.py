@@ -8,6 +8,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from mlops_assets.cli import main
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.deployment import SlotStats, canary_decision, route_to_canary, slot_stats
 from mlops_assets.core.predictions import read_predictions
@@ -16,6 +17,7 @@ from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
 from mlops_assets.traffic import _records
 from resources import CANARY, CHAMPION
 
+TOKEN = "test-admin-token"
 POLICY = {"min_requests": 50, "min_labeled": 50, "max_error_rate_increase": 0.01, "max_latency_ratio": 3.0,
           "max_accuracy_drop": 0.02}
 
@@ -53,6 +55,7 @@ def test_slot_stats_from_log_rows():
 def released(defs, instance, lay, monkeypatch):
     """Champion v1 behind a running gateway, v2 trained on more data and released with the given strategy."""
     monkeypatch.setenv("MLOPS_GATEWAY_POLL_SECONDS", "0.3")
+    monkeypatch.setenv("MLOPS_ADMIN_TOKEN", TOKEN)
     runner = Runner(defs, instance, lay.io / "cursors.json")
     write_batches(lay.landing, batches=2, rows=1000, seed=61)
     runner.tick("new_data_sensor")
@@ -160,3 +163,28 @@ def test_a_shadow_sees_all_traffic_and_never_answers(released, defs, lay):
     shadow = logged[logged["slot"] == "shadow"]
     assert set(shadow["model_version"]) == {"2"}
     assert set(shadow["request_id"]) == {r.headers["X-Request-ID"] for r in responses}
+
+
+def test_the_canary_share_is_set_from_the_cli_and_the_gateway_follows(released, defs, monkeypatch, capsys):
+    gateway, _, release = released
+    assert main(["deploy", "traffic", "30"]) == 2
+    assert "no canary is running" in capsys.readouterr().err
+    release("canary")
+    assert main(["deploy", "traffic", "150"]) == 2
+    assert "from 0 to 100" in capsys.readouterr().err
+
+    assert main(["deploy", "traffic", "20"]) == 0
+    out = capsys.readouterr()
+    assert "canary v2 now gets 20% of traffic" in out.out and not out.err  # the gateway took the reload
+    assert f"gateway at {gateway.url} serves canary v2 at 20%" in out.out
+    tracking = defs.resources["tracking"]
+    assert tracking.client().get_registered_model(tracking.model_name).tags["mlops.canary_percent"] == "20.0"
+    features = defs.resources["store"].spec().feature_names
+    slots = [r.headers["X-Model-Slot"] for r in _serve(gateway, features, 60, seed=4, labels=False)]
+    assert slots == ["canary" if route_to_canary(f"customer-4-{i}", 20.0) else "champion" for i in range(60)]
+
+    monkeypatch.setenv("MLOPS_ADMIN_TOKEN", "not-the-token")  # refused reload: the gateway follows by polling
+    assert main(["deploy", "traffic", "100"]) == 0
+    out = capsys.readouterr()
+    assert "refused the reload" in out.err and "serves canary v2 at 100%" in out.out
+    assert {r.headers["X-Model-Slot"] for r in _serve(gateway, features, 10, seed=5, labels=False)} == {"canary"}

@@ -126,7 +126,7 @@ def test_admin_reload_needs_the_token(served):
     gateway, _ = served
     url = f"{gateway.url}/admin/reload"
     assert httpx.post(url).status_code == 401
-    assert httpx.post(url, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert httpx.post(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
     ok = httpx.post(url, headers={"Authorization": "Bearer test-admin-token"})
     assert ok.status_code == 200 and ok.json()["model_version"] == "1"
 

@@ -4,7 +4,9 @@ The model is resolved from the registry alias (never from memory), downloaded an
 request path, warmed up on its input example, then swapped in with one reference assignment: a request sees
 the old model or the new one, never half of each. A version that fails to load never replaces the serving
 one; ``/health`` says why. A ``canary`` alias (with its split in registered-model tags) gets a share of the
-traffic, or a copy of all of it in shadow mode.
+traffic, or a copy of all of it in shadow mode. The admin endpoints (``MLOPS_ADMIN_TOKEN``) re-read the registry
+now, or set the canary's share there first: the registry stays the only state, so a restarted gateway comes back
+as it was.
 
 Speed: the raw scikit-learn pipeline is called (no pyfunc), the signature is compiled once per model, and
 concurrent requests are merged into one ``predict`` call on a worker thread, since a Pipeline costs about
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import hashlib
 import hmac
 import itertools
 import json
@@ -50,17 +53,17 @@ from mlops_assets import settings
 from mlops_assets.core.deployment import route_to_canary
 from mlops_assets.core.predictions import FEEDBACK, PREDICTIONS, JsonlLog
 from mlops_assets.serving import protocol
+from resources.tracking import CANARY_PERCENT_TAG, RELEASE_MODE_TAG, MlflowTracking, NoCanaryError
 
 CHAMPION = "champion"
 CANARY = "canary"
 SHADOW = "shadow"
-CANARY_PERCENT_TAG = "mlops.canary_percent"  # written by resources.tracking.MlflowTracking.start_canary
-RELEASE_MODE_TAG = "mlops.release_mode"
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)  # seconds
 MAX_BATCH_ROWS = 4096  # rows merged into one predict call; a bigger request still goes alone
 BATCH_WINDOW_SECONDS = 0.002  # the longest a call waits for the requests it expects (see Batcher)
 OFFLOAD_BYTES = 256 * 1024  # bodies above this are decoded on a thread, keeping the event loop responsive
 RETRY_FAILED_SECONDS = 60.0  # a version that failed to load is tried again after this (the cause may pass)
+ADMIN_BODY_BYTES = 4096  # admin requests are a few fields
 _NO_ALIAS = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}  # MLflow's codes for a missing model/alias
 
 
@@ -75,6 +78,7 @@ class GatewayConfig:
     poll_seconds: float = 2.0
     admin_token: str | None = None
     max_request_bytes: int = 10 * 1024 * 1024
+    lock_dir: str | None = None  # registry writes lock here, as the platform's runs do; None: the temp directory
 
     @classmethod
     def from_env(cls, host: str | None = None, port: int | None = None) -> GatewayConfig:
@@ -88,6 +92,7 @@ class GatewayConfig:
             port=5005 if port is None else port,
             poll_seconds=float(os.environ.get("MLOPS_GATEWAY_POLL_SECONDS", "2.0")),
             admin_token=os.environ.get("MLOPS_ADMIN_TOKEN") or None,
+            lock_dir=str(lay.locks),
         )
 
 
@@ -127,6 +132,10 @@ class ModelManager:
         self._wanted: tuple[str | None, str | None] = (None, None)
         self._registry_error: str | None = None
         self._client: mlflow.MlflowClient | None = None
+        self._tracking = MlflowTracking(  # the platform's own registry writes, under its lock
+            tracking_uri=config.tracking_uri, registry_uri=config.registry_uri,
+            experiment=settings.experiment_name(), model_name=config.model_name,
+            lock_dir=config.lock_dir or str(Path(tempfile.gettempdir()) / "mlops-locks"))
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -181,6 +190,13 @@ class ModelManager:
                                    tags.get(RELEASE_MODE_TAG, "canary"))
             self._evict()
             return self._served()
+
+    def set_canary_percent(self, percent: float) -> str:
+        """Write the canary's share to the registry, then route by it here at once (other replicas follow at
+        their next poll); returns the canary version. Raises NoCanaryError, or ValueError for a bad share."""
+        version = self._tracking.set_canary_percent(percent)
+        self.refresh()
+        return version
 
     def _served(self) -> str | None:
         return self.routing.champion.version if self.routing.champion else None
@@ -402,8 +418,8 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-_ERROR_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 413: "BAD_REQUEST",
-                415: "BAD_REQUEST", 503: "TEMPORARILY_UNAVAILABLE"}
+_ERROR_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 409: "RESOURCE_CONFLICT",
+                413: "BAD_REQUEST", 415: "BAD_REQUEST", 503: "TEMPORARILY_UNAVAILABLE"}
 
 
 def _error(status: int, message: str, request_id: str | None = None) -> JSONResponse:
@@ -411,6 +427,37 @@ def _error(status: int, message: str, request_id: str | None = None) -> JSONResp
     headers = {"X-Request-ID": request_id} if request_id else None
     return JSONResponse({"error_code": _ERROR_CODES.get(status, "INTERNAL_ERROR"), "message": message},
                         status_code=status, headers=headers)
+
+
+def _admin_refusal(request: Request, expected: str | None) -> Response | None:
+    """None when the request carries the admin token, else the answer that refuses it."""
+    if not expected:
+        return _error(403, "admin endpoints are disabled: set MLOPS_ADMIN_TOKEN to enable them")
+    auth = request.headers.get("authorization", "")
+    token = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else ""
+    # Digests have one length, so the constant-time comparison does not reveal the token's length either.
+    if not hmac.compare_digest(hashlib.sha256(token.encode()).digest(), hashlib.sha256(expected.encode()).digest()):
+        refusal = _error(401, "admin endpoints need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'; the token is "
+                              f"{'wrong' if token else 'missing'}")
+        refusal.headers["WWW-Authenticate"] = "Bearer"
+        return refusal
+    return None
+
+
+def _share(body: bytes) -> float:
+    """The canary share of an admin request, ``{"canary_percent": 0-100}``; the range is the registry's rule."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise protocol.ProtocolError(400, f"body is not valid JSON: {exc}") from exc
+    if not isinstance(payload, dict) or set(payload) != {"canary_percent"}:
+        got = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+        raise protocol.ProtocolError(400, f"the body must be an object with exactly the field 'canary_percent' "
+                                          f"(a number from 0 to 100); got {got}")
+    percent = payload["canary_percent"]
+    if isinstance(percent, bool) or not isinstance(percent, int | float):
+        raise protocol.ProtocolError(400, f"'canary_percent' must be a number from 0 to 100, got {percent!r}")
+    return float(percent)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -564,16 +611,33 @@ def create_app(config: GatewayConfig) -> Starlette:
         return PlainTextResponse(metrics.render(batcher.calls), media_type="text/plain; version=0.0.4")
 
     async def reload(request: Request) -> Response:
-        if not config.admin_token:
-            return _error(403, "admin endpoints are disabled: set MLOPS_ADMIN_TOKEN to enable them")
-        auth = request.headers.get("authorization", "")
-        token = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else ""
-        if not token:
-            return _error(401, "admin endpoints need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'")
-        if not hmac.compare_digest(token.encode(), config.admin_token.encode()):
-            return _error(403, "invalid admin token")
+        refused = _admin_refusal(request, config.admin_token)
+        if refused is not None:
+            return refused
         served = await asyncio.to_thread(manager.refresh, True)
         return JSONResponse({"model_version": served, "last_error": manager.last_error})
+
+    async def traffic(request: Request) -> Response:
+        """Set the running canary's share of traffic: in the registry first, then in this gateway's routing."""
+        refused = _admin_refusal(request, config.admin_token)
+        if refused is not None:
+            return refused
+        try:
+            percent = _share(await _read_body(request, ADMIN_BODY_BYTES))
+            version = await asyncio.to_thread(manager.set_canary_percent, percent)
+        except protocol.ProtocolError as exc:
+            return _error(exc.status, exc.message)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        except NoCanaryError as exc:
+            return _error(409, str(exc))
+        except MlflowException as exc:  # e.g. a READ-only registry account: nothing changed
+            return _error(502, f"the registry refused the change: {exc.message}")
+        routing = manager.routing
+        return JSONResponse({"canary_version": version, "canary_percent": routing.canary_percent,
+                             "slots": {CHAMPION: routing.champion.version if routing.champion else None,
+                                       CANARY: routing.canary.version if routing.canary else None},
+                             "last_error": manager.last_error})
 
     async def server_error(request: Request, exc: Exception) -> Response:
         rid = request.headers.get("x-request-id")
@@ -587,6 +651,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         Route("/version", version, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         Route("/admin/reload", reload, methods=["POST"]),
+        Route("/admin/traffic", traffic, methods=["PUT"]),
     ], lifespan=lifespan, exception_handlers={Exception: server_error})
 
 
