@@ -6,6 +6,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    Config,
     DataVersion,
     Failure,
     MetadataValue,
@@ -21,6 +22,12 @@ from mlops_assets.partitions import batch_partitions
 from resources import Alerter, DataStore, LandingFileError
 
 RAW_CHECK = "schema"
+
+
+class IngestConfig(Config):
+    """How a batch is read: ``chunk_rows`` rows at a time, which bounds ingestion's memory for any file size."""
+
+    chunk_rows: int = logic.DEFAULT_CHUNK_ROWS
 
 
 def _landing_file(context: AssetExecutionContext, store: DataStore, key: str):
@@ -44,7 +51,7 @@ def _landing_file(context: AssetExecutionContext, store: DataStore, key: str):
     description="One landed file per partition, validated with pandera and stored immutably by content "
                 "hash. A failing file is moved to quarantine with a report; nothing downstream changes.",
 )
-def raw_batches(context: AssetExecutionContext, store: DataStore, alerts: Alerter):
+def raw_batches(context: AssetExecutionContext, config: IngestConfig, store: DataStore, alerts: Alerter):
     key = context.partition_key
     spec = store.spec()
     schema = logic.raw_schema(spec)
@@ -65,8 +72,8 @@ def raw_batches(context: AssetExecutionContext, store: DataStore, alerts: Alerte
 
     source_sha = logic.sha256_file(path)
     try:
-        frame = logic.read_batch(path, spec)
-        frame = logic.validate(frame, schema, file=path.name)
+        record, preview = store.ingest(key, path, source_sha256=source_sha, schema_hash=digest,
+                                       chunk_rows=config.chunk_rows)
     except logic.BatchRejected as rejected:
         report = {**rejected.report(), "partition": key, "source_sha256": source_sha, "schema": schema.name}
         moved = store.quarantine_file(path, report)
@@ -86,8 +93,6 @@ def raw_batches(context: AssetExecutionContext, store: DataStore, alerts: Alerte
             metadata={"quarantined_as": str(moved)},
         ) from rejected
 
-    frame = logic.canonical_frame(frame, spec)
-    record = store.put_batch(key, frame, source=path.name, source_sha256=source_sha, schema_hash=digest)
     context.log.info(f"batch {key}: accepted {record['rows']} rows as {record['sha256']}")
     yield AssetCheckResult(check_name=RAW_CHECK, passed=True, metadata={"rows": record["rows"]})
     yield Output(
@@ -101,7 +106,7 @@ def raw_batches(context: AssetExecutionContext, store: DataStore, alerts: Alerte
             "schema_hash": digest,
             "dagster/row_count": record["rows"],
             "dagster/column_schema": pandera_schema_to_dagster_type(schema).metadata["schema"].schema,
-            "preview": MetadataValue.md(markdown_table(frame.head(5))),
+            "preview": MetadataValue.md(markdown_table(preview)),
         },
     )
 

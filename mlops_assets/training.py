@@ -33,6 +33,7 @@ class TrainingConfig(Config):
     tuning_candidates: int = 12  # budget of the tuning loop; 0 disables it
     search_space: dict[str, list[Any]] = {}  # estimator param -> values; empty: the built-in space
     cv_folds: int = 3
+    max_train_rows: int = logic.DEFAULT_MAX_TRAIN_ROWS  # fit on at most about this many rows (hashed sample); 0: all
 
 
 def fingerprint(dataset_id: str, config: TrainingConfig) -> str:
@@ -101,6 +102,7 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
 
     train = store.load_features(dataset_id, "train")
     holdout = store.load_features(dataset_id, "holdout")
+    fit_rows = logic.fitting_rows(train, spec, config.max_train_rows)
     metric = config.target_metric or logic.PRIMARY_METRIC[spec.task]
     target = config.target_value if config.target_value is not None else logic.DEFAULT_TARGET[spec.task]
     experiment_id = tracking.activate()
@@ -114,21 +116,21 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
                           tags=run_tags) as run:
         mlflow.log_params({"config." + k: json.dumps(v) if isinstance(v, dict) else v
                            for k, v in config.model_dump().items()})
-        mlflow.log_params({"dataset.rows_train": len(train), "dataset.rows_holdout": len(holdout),
-                           "dataset.version": dataset_id})
+        mlflow.log_params({"dataset.rows_train": len(train), "dataset.rows_fit": len(fit_rows),
+                           "dataset.rows_holdout": len(holdout), "dataset.version": dataset_id})
         mlflow.log_input(mlflow.data.from_pandas(train, name=f"{spec.name}-train", targets=spec.target,
                                                  digest=dataset_id), context="training")
         mlflow.log_input(mlflow.data.from_pandas(holdout, name=f"{spec.name}-holdout", targets=spec.target,
                                                  digest=dataset_id), context="holdout")
 
-        result = logic.fit(train, spec, config.estimator, config.params, config.seed)
-        score = _cv_score(result, train, spec, metric, config.cv_folds)
+        result = logic.fit(fit_rows, spec, config.estimator, config.params, config.seed)
+        score = _cv_score(result, fit_rows, spec, metric, config.cv_folds)
         context.log.info(f"baseline {config.estimator}: cv {metric} = {score:.4f} (target {target})")
         mlflow.log_metric(f"cv_{metric}_baseline", score)
         below = target is not None and not logic.meets_target({metric: score}, metric, target)
         if below and config.tuning_candidates > 0:
             context.log.info(f"below target: tuning with a budget of {config.tuning_candidates} candidates")
-            result = logic.tune(train, spec, config.estimator, config.params, config.seed,
+            result = logic.tune(fit_rows, spec, config.estimator, config.params, config.seed,
                                 n_candidates=config.tuning_candidates, cv=config.cv_folds,
                                 space=dict(config.search_space) or None)
             for i, trial in enumerate(result.trials):
@@ -137,7 +139,7 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
                     mlflow.log_params(trial["params"])
                     mlflow.log_metrics({"cv_score": trial["score"], "n_resources": trial["n_resources"],
                                         "iteration": trial["iteration"]})
-            score = _cv_score(result, train, spec, metric, config.cv_folds)
+            score = _cv_score(result, fit_rows, spec, metric, config.cv_folds)
             context.log.info(f"tuned: cv {metric} = {score:.4f} with {result.params}")
         mlflow.log_metric(f"cv_{metric}", score)
         # Every scalar parameter of the fitted pipeline: preprocessing steps and estimator alike.

@@ -12,8 +12,11 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ import fsspec
 import pandas as pd
 import pyarrow.parquet as pq
 from dagster import ConfigurableResource
+from fsspec.implementations.local import LocalFileSystem
 from pydantic import PrivateAttr
 
 from mlops_assets.core import data as data_logic
@@ -71,6 +75,34 @@ class DataStore(ConfigurableResource):
         finally:
             if fs.exists(tmp):
                 fs.rm(tmp)
+
+    def _atomic_put(self, rel: str, local: Path) -> None:
+        """``_atomic_write`` of a local file's content; on a local store a rename, not a copy."""
+        fs, _ = self._filesystem()
+        final = self._path(rel)
+        fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        tmp = f"{final}.{uuid.uuid4().hex}.tmp"
+        try:
+            if isinstance(fs, LocalFileSystem):
+                shutil.move(local, tmp)
+            else:
+                fs.put_file(str(local), tmp)
+            fs.mv(tmp, final)
+        finally:
+            if fs.exists(tmp):
+                fs.rm(tmp)
+
+    @contextmanager
+    def _staging(self) -> Iterator[Path]:
+        """A local scratch directory for a batch being written; on a local store it sits under the root, on
+        the same disk, so accepting the batch moves no bytes."""
+        fs, base = self._filesystem()
+        parent = None
+        if isinstance(fs, LocalFileSystem):
+            parent = Path(base) / "tmp"
+            parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="ingest-", dir=parent) as tmp:
+            yield Path(tmp)
 
     def _read_json(self, rel: str) -> dict[str, Any] | None:
         fs, _ = self._filesystem()
@@ -159,8 +191,31 @@ class DataStore(ConfigurableResource):
         obj = f"objects/{digest[:2]}/{digest}.parquet"
         if not fs.exists(self._path(obj)):
             self._atomic_write(obj, payload)
-        record = {"partition": partition, "sha256": digest, "rows": int(len(frame)),
-                  "bytes": len(payload), "columns": list(frame.columns), "source": source,
+        return self._accept(partition, digest, rows=len(frame), size=len(payload), columns=list(frame.columns),
+                            source=source, source_sha256=source_sha256, schema_hash=schema_hash)
+
+    def ingest(self, partition: str, path: Path, *, source_sha256: str, schema_hash: str,
+               chunk_rows: int = data_logic.DEFAULT_CHUNK_ROWS) -> tuple[dict[str, Any], pd.DataFrame]:
+        """Validate a landed file chunk by chunk and store it content-addressed, in bounded memory.
+
+        Raises ``BatchRejected`` (nothing stored) for a file that fails; returns the batch record and the first
+        rows of the stored batch.
+        """
+        with self._staging() as tmp:
+            batch = data_logic.ingest_file(path, self.spec(), tmp / "batch.parquet", chunk_rows=chunk_rows)
+            fs, _ = self._filesystem()
+            obj = f"objects/{batch.sha256[:2]}/{batch.sha256}.parquet"
+            if not fs.exists(self._path(obj)):
+                self._atomic_put(obj, batch.path)
+        record = self._accept(partition, batch.sha256, rows=batch.rows, size=batch.bytes, columns=batch.columns,
+                              source=path.name, source_sha256=source_sha256, schema_hash=schema_hash)
+        return record, batch.preview
+
+    def _accept(self, partition: str, digest: str, *, rows: int, size: int, columns: list[str], source: str,
+                source_sha256: str, schema_hash: str) -> dict[str, Any]:
+        """Make a stored object the accepted version of its partition."""
+        record = {"partition": partition, "sha256": digest, "rows": int(rows),
+                  "bytes": size, "columns": columns, "source": source,
                   "source_sha256": source_sha256, "schema_hash": schema_hash,
                   "accepted_at": datetime.now(UTC).isoformat(timespec="seconds")}
         previous = self.batch_record(partition)

@@ -66,9 +66,10 @@ def test_unreadable_csv_files_get_a_clear_reason(tmp_path: Path, spec, content: 
     path = tmp_path / "batch.csv"
     path.write_bytes(content)
     with pytest.raises(data.BatchRejected) as err:
-        data.read_batch(path, spec)
+        data.ingest_file(path, spec, tmp_path / "out.parquet")
     assert reason in err.value.reason
     assert err.value.file == "batch.csv"
+    assert not (tmp_path / "out.parquet").exists()
 
 
 def test_truncated_parquet_is_rejected(tmp_path: Path, spec):
@@ -77,8 +78,8 @@ def test_truncated_parquet_is_rejected(tmp_path: Path, spec):
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(data.BatchRejected, match="unreadable Parquet"):
-        data.read_batch(bad, spec)
-    assert len(data.read_batch(good, spec)) == 100
+        data.ingest_file(bad, spec, tmp_path / "out.parquet")
+    assert data.ingest_file(good, spec, tmp_path / "out.parquet").rows == 100
 
 
 def test_partition_keys_must_be_safe():

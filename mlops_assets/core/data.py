@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from mlops_assets.core.spec import DatasetSpec
@@ -26,6 +28,13 @@ from mlops_assets.core.spec import DatasetSpec
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
 FRAME_CHECKS = {"column_in_dataframe": "missing column", "column_in_schema": "unexpected column"}
 PARTITION_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+NULL_FRACTION = "null_fraction"
+# Rows read, validated and converted at a time: what bounds ingestion's working memory beside one row group.
+DEFAULT_CHUNK_ROWS = 64 * 1024
+# pyarrow's default row group, what ``to_parquet_bytes`` writes: the streaming writer cuts the same row groups,
+# so a batch has the same bytes however it was read. It holds one row group in memory at a time.
+ROW_GROUP_ROWS = 1024 * 1024
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
 
 
 @dataclass
@@ -59,20 +68,40 @@ def partition_key_for(path: Path) -> str:
     return key
 
 
-def read_batch(path: Path, spec: DatasetSpec) -> pd.DataFrame:
-    """Read a CSV or Parquet batch; any unreadable file becomes a ``BatchRejected`` naming the problem."""
+def read_chunks(path: Path, spec: DatasetSpec, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """A CSV or Parquet batch ``chunk_rows`` rows at a time, each chunk indexed by its rows' numbers in the file
+    (0 = the first data row), so failure reports name the file's rows. Any unreadable file, or one damaged in a
+    later chunk, becomes a ``BatchRejected`` naming the problem.
+
+    CSV goes through pandas' chunked C parser, the parser (float rounding, NA tokens, dtypes) of a whole-file
+    read. pandas' default float parser is not correctly rounded and pyarrow's is: they disagree on many
+    full-precision floats, so switching parsers would change the hash of batches already stored.
+    """
     name = path.name
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise BatchRejected(name, f"unsupported file type {suffix or '(none)'}; use .csv or .parquet")
     if path.stat().st_size == 0:
         raise BatchRejected(name, "file is empty")
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     categorical = {c.name: "string" for c in spec.categorical}
+    rows, first = 0, True
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path, dtype=categorical, encoding="utf-8", encoding_errors="strict")
+            chunks = pd.read_csv(path, dtype=categorical, encoding="utf-8", encoding_errors="strict",
+                                 chunksize=chunk_rows)
         else:
-            frame = pq.read_table(path).to_pandas()
+            chunks = _parquet_chunks(path, chunk_rows)
+        for chunk in chunks:
+            if first and len(chunk.columns) == 1 and len(spec.raw_columns) > 1 \
+                    and any(d in chunk.columns[0] for d in ";\t|"):
+                raise BatchRejected(name, f"found one column {chunk.columns[0]!r}: the file looks like it uses "
+                                          "another delimiter; CSV batches must be comma-separated")
+            first = False
+            rows += len(chunk)
+            if len(chunk):
+                yield chunk
     except UnicodeDecodeError as exc:
         raise BatchRejected(name, f"not UTF-8 text (byte {exc.start}): re-export the file as UTF-8") from exc
     except pd.errors.EmptyDataError as exc:
@@ -83,17 +112,26 @@ def read_batch(path: Path, spec: DatasetSpec) -> pd.DataFrame:
         raise BatchRejected(name, f"unreadable Parquet (truncated or corrupt?): {exc}") from exc
     except ValueError as exc:
         raise BatchRejected(name, f"unreadable file: {exc}") from exc
-    if len(frame.columns) == 1 and len(spec.raw_columns) > 1 and any(d in frame.columns[0] for d in ";\t|"):
-        raise BatchRejected(name, f"found one column {frame.columns[0]!r}: the file looks like it uses another "
-                                  "delimiter; CSV batches must be comma-separated")
-    if frame.empty:
+    if rows == 0:
         raise BatchRejected(name, "file has a header but no rows")
-    return frame
+
+
+def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    start = 0
+    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=chunk_rows):
+        frame = batch.to_pandas()
+        frame.index = pd.RangeIndex(start, start + len(frame))  # row numbers in the file, not a stored index
+        start += len(frame)
+        yield frame
 
 
 def _null_fraction_check(limit: float) -> pa.Check:
     return pa.Check(lambda s: s.isna().mean() <= limit, element_wise=False, ignore_na=False,
-                    name=f"null_fraction<={limit}", error=f"share of nulls <= {limit}")
+                    name=f"{NULL_FRACTION}<={limit}", error=_null_fraction_error(limit))
+
+
+def _null_fraction_error(limit: float) -> str:
+    return f"share of nulls <= {limit}"
 
 
 def _finite_check() -> pa.Check:
@@ -178,12 +216,208 @@ def canonical_frame(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
-    """Deterministic Parquet bytes (no pandas index, fixed compression)."""
+def to_parquet_bytes(frame: pd.DataFrame, *, row_group_rows: int = ROW_GROUP_ROWS) -> bytes:
+    """Deterministic Parquet bytes (no pandas index, fixed compression and row groups)."""
     buf = io.BytesIO()
     table = pa_arrow.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-    pq.write_table(table, buf, compression="zstd", write_statistics=True)
+    pq.write_table(table, buf, row_group_size=row_group_rows, **PARQUET_OPTIONS)
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class CanonicalBatch:
+    """A validated batch written as canonical Parquet: what the store needs to keep it."""
+
+    path: Path
+    sha256: str
+    rows: int
+    bytes: int
+    columns: list[str]
+    preview: pd.DataFrame  # its first rows, for the UI
+
+
+def chunk_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
+    """The raw schema without the rules a chunk cannot decide alone (unique ids, share of nulls):
+    ``ingest_file`` counts those over the whole file."""
+    schema = raw_schema(spec)
+    return schema.update_columns({
+        name: {"unique": False, "checks": [c for c in col.checks if not (c.name or "").startswith(NULL_FRACTION)]}
+        for name, col in schema.columns.items()
+    })
+
+
+def ingest_file(path: Path, spec: DatasetSpec, out: Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                row_group_rows: int = ROW_GROUP_ROWS) -> CanonicalBatch:
+    """Validate a CSV or Parquet batch chunk by chunk and write it to ``out`` as canonical Parquet.
+
+    Rules that need the whole file (unique ids, share of nulls) are counted across chunks, so a batch fails
+    for the same rules, with the same row numbers, as when it is read whole. Memory is bounded by one chunk,
+    one row group and 8 to 16 bytes per row for the ids (to check uniqueness exactly and to sort by them).
+    Valid chunks are sorted by id and spilled to an Arrow file beside ``out``, then merged into row groups:
+    the bytes equal ``to_parquet_bytes(canonical_frame(...), row_group_rows=...)`` of the whole file.
+    """
+    schema = raw_schema(spec)
+    per_chunk = chunk_schema(spec)
+    limits = {c.name: c.max_null_fraction for c in [*spec.numeric, *spec.categorical] if c.nullable}
+    nulls = dict.fromkeys(limits, 0)
+    failures: dict[tuple[str, str], dict[str, Any]] = {}
+    ids: list[tuple[int, np.ndarray, np.ndarray | None]] = []  # per chunk: first row, ids, mask of usable ids
+    run_rows: list[int] = []
+    columns: list[str] = []
+    rows = 0
+    arrow_schema: pa_arrow.Schema | None = None
+    spill = out.with_name(f"{out.name}.spill.arrow")
+    writer: ipc.RecordBatchFileWriter | None = None
+    try:
+        for chunk in read_chunks(path, spec, chunk_rows):
+            columns = columns or [str(c) for c in chunk.columns]
+            rows += len(chunk)
+            for col in limits.keys() & set(chunk.columns):
+                nulls[col] += int(chunk[col].isna().sum())
+            if spec.id_column in chunk.columns:
+                ids.append((int(chunk.index[0]), *_row_ids(chunk[spec.id_column])))
+            try:
+                valid = per_chunk.validate(chunk, lazy=True)
+            except pa.errors.SchemaErrors as err:
+                _merge_failures(failures, failure_summary(err))
+                continue
+            if failures:
+                continue  # the batch is rejected: keep validating for the report, stop writing
+            table = _canonical_table(valid, spec, arrow_schema, path.name)
+            if writer is None:
+                arrow_schema = table.schema
+                writer = ipc.new_file(spill, arrow_schema)
+            writer.write_table(table)
+            run_rows.append(table.num_rows)
+        if writer is not None:
+            writer.close()
+            writer = None
+        for col, limit in limits.items():
+            if col in columns and nulls[col] / rows > limit:
+                failures[(col, _null_fraction_error(limit))] = {
+                    "column": col, "check": _null_fraction_error(limit), "count": 1, "sample_rows": [],
+                    "sample_values": [f"{nulls[col]} of {rows} rows null"]}
+        sorted_ids = _unique_ids(ids, spec.id_column, failures)
+        if failures:
+            report = [failures[k] for k in sorted(failures)]
+            raise BatchRejected(path.name, f"failed validation against schema {schema.name!r} "
+                                           f"({sum(f['count'] for f in report)} failure(s))", report)
+        runs = [np.sort(chunk_ids) for _, chunk_ids, _ in ids] if spec.id_column else None
+        del ids
+        _merge_runs(spill, run_rows, runs, sorted_ids, out, arrow_schema, spec.id_column, row_group_rows)
+    finally:
+        if writer is not None:
+            writer.close()
+        spill.unlink(missing_ok=True)
+    preview = next(pq.ParquetFile(out).iter_batches(batch_size=5)).to_pandas()
+    return CanonicalBatch(path=out, sha256=sha256_file(out), rows=rows, bytes=out.stat().st_size,
+                          columns=list(spec.raw_columns), preview=preview)
+
+
+def _row_ids(series: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
+    """A chunk's ids as int64 and a mask of the rows whose id is a whole number (None: all of them)."""
+    values = pd.to_numeric(series, errors="coerce")
+    if pd.api.types.is_integer_dtype(values.dtype) and not values.hasnans:
+        return values.to_numpy(dtype=np.int64), None
+    floats = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    usable = np.isfinite(floats) & (floats == np.round(floats))
+    return np.where(usable, floats, 0).astype(np.int64), usable
+
+
+def _unique_ids(ids: list[tuple[int, np.ndarray, np.ndarray | None]], id_column: str | None,
+                failures: dict[tuple[str, str], dict[str, Any]]) -> np.ndarray | None:
+    """Every id of the file, sorted; duplicates anywhere in the file are added to ``failures`` with all their
+    rows, as pandera's uniqueness check reports them."""
+    if not id_column or not ids:
+        return None
+    every = np.concatenate([chunk_ids if usable is None else chunk_ids[usable] for _, chunk_ids, usable in ids])
+    every.sort()
+    repeated = np.unique(every[1:][every[1:] == every[:-1]])
+    if repeated.size:
+        rows, values = [], []
+        for first, chunk_ids, usable in ids:
+            hit = np.isin(chunk_ids, repeated) if usable is None else np.isin(chunk_ids, repeated) & usable
+            positions = np.flatnonzero(hit)
+            rows.extend((first + positions).tolist())
+            values.extend(chunk_ids[positions].tolist())
+        failures[(id_column, "field_uniqueness")] = {
+            "column": id_column, "check": "field_uniqueness", "count": len(rows), "sample_rows": rows[:5],
+            "sample_values": [str(v) for v in values[:5]]}
+    return every
+
+
+def _merge_failures(into: dict[tuple[str, str], dict[str, Any]], failures: list[dict[str, Any]]) -> None:
+    """Add one chunk's failures: failing rows add up; outcomes without rows (a missing column, a check that
+    raised) are the same in every chunk and count once."""
+    for failure in failures:
+        key = (failure["column"], failure["check"])
+        seen = into.get(key)
+        if seen is None:
+            into[key] = dict(failure)
+        elif failure["sample_rows"]:
+            seen["count"] += failure["count"]
+            seen["sample_rows"] = sorted(seen["sample_rows"] + failure["sample_rows"])[:5]
+            seen["sample_values"] = (seen["sample_values"] + failure["sample_values"])[:5]
+
+
+def _canonical_table(valid: pd.DataFrame, spec: DatasetSpec, schema: pa_arrow.Schema | None,
+                     file: str) -> pa_arrow.Table:
+    """A validated chunk in canonical column and row order, with the Arrow types of the first chunk."""
+    frame = canonical_frame(valid, spec)
+    if schema is None:
+        table = pa_arrow.Table.from_pandas(frame, preserve_index=False)
+        # A text column with no value in the first chunk has no type yet: it is text.
+        typed = pa_arrow.schema([pa_arrow.field(f.name, pa_arrow.string()) if pa_arrow.types.is_null(f.type) else f
+                                 for f in table.schema])
+        return table.cast(typed)
+    try:
+        return pa_arrow.Table.from_pandas(frame, schema=schema, preserve_index=False).replace_schema_metadata(None)
+    except (pa_arrow.ArrowInvalid, pa_arrow.ArrowTypeError) as exc:
+        first, last = int(valid.index.min()), int(valid.index.max())
+        raise BatchRejected(file, f"column types change in rows {first}-{last} from those of the first rows: "
+                                  f"{exc}") from exc
+
+
+def _merge_runs(spill: Path, run_rows: list[int], runs: list[np.ndarray] | None, sorted_ids: np.ndarray | None,
+                out: Path, schema: pa_arrow.Schema, id_column: str | None, row_group_rows: int) -> None:
+    """Write the spilled runs (each sorted by id) to ``out`` one row group at a time, in id order.
+
+    A row group's rows from one run are a contiguous slice of it (the run is sorted), found by the id that
+    ends the row group. Each row group is built column by column from a fresh memory map of the spill, so
+    beside the row group itself only one column's pages are resident at a time.
+    """
+    starts = np.cumsum([0, *run_rows[:-1]])
+    lengths = np.asarray(run_rows)
+    cursors = np.zeros(len(run_rows), dtype=np.int64)
+    total = int(lengths.sum())
+    with pq.ParquetWriter(out, schema, **PARQUET_OPTIONS) as writer:
+        for begin in range(0, total, row_group_rows):
+            stop = min(begin + row_group_rows, total)
+            if runs is None:  # no id: file order
+                ends = np.clip(stop - starts, 0, lengths)
+            else:
+                ends = np.array([np.searchsorted(run, sorted_ids[stop - 1], side="right") for run in runs])
+            slices = [(r, int(cursors[r]), int(ends[r] - cursors[r])) for r in range(len(run_rows))
+                      if ends[r] > cursors[r]]
+            order = None
+            if id_column and len(slices) > 1:
+                keys = _spilled_column(spill, schema.get_field_index(id_column), slices).to_numpy()
+                if not np.all(keys[1:] > keys[:-1]):
+                    order = pa_arrow.array(np.argsort(keys, kind="stable"))
+            # Contiguous buffers per column: the Parquet pages then equal those of a whole-file write.
+            writer.write_table(pa_arrow.Table.from_arrays(
+                [_spilled_column(spill, i, slices, order) for i in range(len(schema))], schema=schema))
+            cursors = ends  # (the row group is freed before the next one is built)
+
+
+def _spilled_column(spill: Path, index: int, slices: list[tuple[int, int, int]],
+                    order: pa_arrow.Array | None = None) -> pa_arrow.Array:
+    """One column of a row group: the runs' slices concatenated (and put in ``order``), copied out of the map."""
+    with pa_arrow.memory_map(str(spill)) as source:
+        reader = ipc.open_file(source)
+        pieces = [reader.get_batch(r).column(index).slice(start, size) for r, start, size in slices]
+        column = pa_arrow.concat_arrays(pieces)
+        return column if order is None else column.take(order)
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -69,6 +69,12 @@ TRUSTED_SKOPS_TYPES = frozenset({
     "sklearn.tree._tree.Tree",
 })
 
+# Training rows a model is fitted on at most (also by tuning and cross-validation). Fitting time and memory grow
+# with the rows while a tabular model gains little past a million of them, so a bigger training set is sampled
+# down to this many; smaller ones are used whole. 10^6 rows keep a 10^7-row data set well inside 24 GB.
+DEFAULT_MAX_TRAIN_ROWS = 1_000_000
+SAMPLE_HASH_KEY = "mlops.fit.sample"  # 16 bytes; differs from the holdout split's hash, so the two are independent
+
 PRIMARY_METRIC = {"classification": "roc_auc", "regression": "rmse"}
 # The target below which the tuning loop starts, when the run config names none. Regression has no
 # universal RMSE target (it is in the label's units), so tuning there starts only when a target is set.
@@ -133,6 +139,28 @@ class TrainResult:
     params: dict[str, Any]
     trials: list[dict[str, Any]] = field(default_factory=list)
     tuned: bool = False
+
+
+def fitting_rows(train: pd.DataFrame, spec: DatasetSpec, max_rows: int | None) -> pd.DataFrame:
+    """The training rows to fit on: all of them up to ``max_rows`` (0 or None: no cap), else about ``max_rows``
+    chosen by a hash of the row id, in proportion to each class for a classifier (every class keeps a row).
+
+    A hash, not a random draw: the same dataset version always gives the same sample, so the training
+    fingerprint still means the same model.
+    """
+    if not max_rows or len(train) <= max_rows:
+        return train
+    columns = [spec.id_column] if spec.id_column else spec.feature_names + [spec.target]
+    keys = pd.util.hash_pandas_object(train[columns], index=False, hash_key=SAMPLE_HASH_KEY).to_numpy()
+    if spec.task == "classification":
+        labels = train[spec.target].to_numpy()
+        classes, counts = np.unique(labels, return_counts=True)
+        quotas = np.clip(np.round(counts * max_rows / len(train)).astype(np.int64), 1, counts)
+        groups = [np.flatnonzero(labels == c) for c in classes]
+        picked = [rows[np.argsort(keys[rows], kind="stable")[:q]] for rows, q in zip(groups, quotas, strict=True)]
+    else:
+        picked = [np.argsort(keys, kind="stable")[:max_rows]]
+    return train.iloc[np.sort(np.concatenate(picked))].reset_index(drop=True)
 
 
 def fit(train: pd.DataFrame, spec: DatasetSpec, estimator: str, params: dict[str, Any], seed: int) -> TrainResult:
