@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,34 +63,31 @@ class DataStore(ConfigurableResource):
         _, base = self._filesystem()
         return "/".join([base, *parts])
 
-    def _atomic_write(self, rel: str, payload: bytes) -> None:
+    def _atomic(self, rel: str, write: Callable[[Any, str], None]) -> None:
+        """``write(fs, tmp)`` to a temporary name beside ``rel``, then move it into place: never a partial file."""
         fs, _ = self._filesystem()
         final = self._path(rel)
         fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
         tmp = f"{final}.{uuid.uuid4().hex}.tmp"
         try:
-            with fs.open(tmp, "wb") as fh:
-                fh.write(payload)
+            write(fs, tmp)
             fs.mv(tmp, final)
         finally:
             if fs.exists(tmp):
                 fs.rm(tmp)
 
+    def _atomic_write(self, rel: str, payload: bytes) -> None:
+        self._atomic(rel, lambda fs, tmp: fs.pipe_file(tmp, payload))
+
     def _atomic_put(self, rel: str, local: Path) -> None:
         """``_atomic_write`` of a local file's content; on a local store a rename, not a copy."""
-        fs, _ = self._filesystem()
-        final = self._path(rel)
-        fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
-        tmp = f"{final}.{uuid.uuid4().hex}.tmp"
-        try:
+        def put(fs: Any, tmp: str) -> None:
             if isinstance(fs, LocalFileSystem):
                 shutil.move(local, tmp)
             else:
                 fs.put_file(str(local), tmp)
-            fs.mv(tmp, final)
-        finally:
-            if fs.exists(tmp):
-                fs.rm(tmp)
+
+        self._atomic(rel, put)
 
     @contextmanager
     def _staging(self) -> Iterator[Path]:

@@ -6,6 +6,7 @@ import glob
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -105,41 +106,63 @@ def postgres_server() -> Iterator[Postgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-class MlflowServer:
-    """`mlflow server` as a subprocess on loopback; stop() and start() again simulate an outage."""
+class ServerProcess:
+    """A server as a subprocess in its own session on loopback, ready once ``probe`` answers 200.
 
-    def __init__(self, backend_store_uri: str, artifacts: Path, *, app_name: str | None = None,
-                 env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
-                     "--port", str(self.port), "--backend-store-uri", backend_store_uri, "--serve-artifacts",
-                     "--artifacts-destination", str(artifacts), "--workers", "1"]
-        if app_name:
-            self._cmd[2:2] = ["--app-name", app_name]
-        self._env = {**os.environ, **(env or {})}
-        for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_USERNAME",
-                    "MLFLOW_TRACKING_PASSWORD"):
-            self._env.pop(var, None)
+    ``crash()`` kills it like a power cut; ``start()`` again brings up a fresh process on the same port.
+    """
+
+    def __init__(self, cmd: list[str], env: dict[str, str], port: int, probe: str, poll: float = 0.5) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = env
+        self._cmd, self._probe, self._poll = cmd, probe, poll
         self._proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 120) -> MlflowServer:
-        self._proc = subprocess.Popen(self._cmd, env=self._env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    def start(self, timeout: float = 120):
+        self._proc = subprocess.Popen(self._cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{self._probe}", timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             if self._proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"mlflow server did not start on {self.url}")
-            time.sleep(0.5)
+                self.crash()
+                pytest.fail(f"{' '.join(self._cmd[:3])} did not start on {self.url}")
+            time.sleep(self._poll)
+
+    def crash(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait(timeout=30)
 
     def stop(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            os.killpg(self._proc.pid, 9)
-            self._proc.wait(timeout=30)
-        self._proc = None
+        """A clean shutdown (SIGTERM), a kill if it does not come."""
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        os.killpg(self._proc.pid, signal.SIGTERM)
+        try:
+            self._proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.crash()
+
+
+class MlflowServer(ServerProcess):
+    """`mlflow server` on loopback; crash() and start() again simulate an outage."""
+
+    def __init__(self, backend_store_uri: str, artifacts: Path, *, app_name: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        port = free_port()
+        cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+               "--backend-store-uri", backend_store_uri, "--serve-artifacts", "--artifacts-destination",
+               str(artifacts), "--workers", "1"]
+        if app_name:
+            cmd[2:2] = ["--app-name", app_name]
+        full_env = {**os.environ, **(env or {})}
+        for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_USERNAME",
+                    "MLFLOW_TRACKING_PASSWORD"):
+            full_env.pop(var, None)
+        super().__init__(cmd, full_env, port, "/health")

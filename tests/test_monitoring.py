@@ -60,6 +60,17 @@ def bootstrap(defs, instance, lay) -> Runner:
     return runner
 
 
+def drifted_labelled_world(defs, instance, lay, seed: int, start_id: int):
+    """Champion v1, then drifted labelled batches ingested and 600 drifted requests served with their labels."""
+    runner = bootstrap(defs, instance, lay)
+    tracking, store = defs.resources["tracking"], defs.resources["store"]
+    v1 = tracking.version_by_alias(CHAMPION)
+    write_batches(lay.landing, batches=2, rows=1500, drift=0.7, seed=seed)
+    assert all(r.success for r in runner.tick("new_data_sensor").runs)
+    serve(lay, tracking, store.spec(), make_batch(600, seed=seed + 1, drift=0.7, start_id=start_id), with_labels=True)
+    return runner, v1
+
+
 def test_drift_launches_exactly_one_retraining_whose_model_serves(manual_retraining, defs, instance, lay):
     runner = bootstrap(defs, instance, lay)
     tracking, store = defs.resources["tracking"], defs.resources["store"]
@@ -103,13 +114,8 @@ def test_drift_launches_exactly_one_retraining_whose_model_serves(manual_retrain
 
 def test_decay_in_delivered_labels_triggers_the_performance_sensor(manual_retraining, defs, instance, lay,
                                                                    monkeypatch):
-    runner = bootstrap(defs, instance, lay)
-    tracking, store = defs.resources["tracking"], defs.resources["store"]
-    v1 = tracking.version_by_alias(CHAMPION)
-    write_batches(lay.landing, batches=2, rows=1500, drift=0.7, seed=15)
-    assert all(r.success for r in runner.tick("new_data_sensor").runs)
-
-    serve(lay, tracking, store.spec(), make_batch(600, seed=16, drift=0.7, start_id=9_000_000), with_labels=True)
+    runner, v1 = drifted_labelled_world(defs, instance, lay, seed=15, start_id=9_000_000)
+    tracking = defs.resources["tracking"]
     assert runner.tick("performance_sensor").runs == []  # no evaluation yet: no evidence
     tick = runner.tick("drift_sensor")
     assert ("monitoring_job", True) in [(r.job, r.success) for r in tick.runs]
@@ -138,12 +144,8 @@ def test_drift_and_decay_firing_together_start_one_retraining(manual_retraining,
     """Both sensors see evidence in the same daemon tick and both request a retraining; the run queue runs them
     one after the other (one training run at a time), and the second finds the champion already trained on the
     same data, config and code: one new model, not two."""
-    runner = bootstrap(defs, instance, lay)
-    tracking, store = defs.resources["tracking"], defs.resources["store"]
-    v1 = tracking.version_by_alias(CHAMPION)
-    write_batches(lay.landing, batches=2, rows=1500, drift=0.7, seed=17)
-    assert all(r.success for r in runner.tick("new_data_sensor").runs)
-    serve(lay, tracking, store.spec(), make_batch(600, seed=18, drift=0.7, start_id=9_500_000), with_labels=True)
+    runner, v1 = drifted_labelled_world(defs, instance, lay, seed=17, start_id=9_500_000)
+    tracking = defs.resources["tracking"]
     assert ("monitoring_job", True) in [(r.job, r.success) for r in runner.tick("drift_sensor").runs]
 
     drift_requests, drift_job, _ = runner.evaluate("drift_sensor")

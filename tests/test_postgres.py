@@ -180,7 +180,7 @@ def test_the_tracking_server_dying_mid_run_fails_it_clearly_and_loses_nothing(pg
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the training run finished (or died) before the tracking server could be killed"
-    mlflow_server.stop()  # SIGKILL: gone at once, as in a crash or a lost node
+    mlflow_server.crash()  # SIGKILL: gone at once, as in a crash or a lost node
     assert proc.wait(timeout=180) != 0
 
     (failed,) = pg_instance.get_run_records(RunsFilter(tags={tags.RUN_KIND: "training"},

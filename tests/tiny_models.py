@@ -6,8 +6,6 @@ milliseconds, and the gateway as its own process (`mlops serve`) so a test can c
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +18,7 @@ import numpy as np
 import pandas as pd
 import skops.io as sio
 from mlflow.models import infer_signature
-from servers import free_port
+from servers import ServerProcess, free_port
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -106,34 +104,18 @@ class Store:
                               model_name=name, lock_dir=str(self.root / "locks"))
 
 
-class GatewayProcess:
+class GatewayProcess(ServerProcess):
     """`mlops serve` on loopback in its own process and session: ``crash()`` kills it like a power cut, and
     ``start()`` again brings up a fresh process on the same port with nothing in memory."""
 
     def __init__(self, store: Store, home: Path, name: str = MODEL) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "MLOPS_HOME": str(home), "MLFLOW_TRACKING_URI": store.uri,
-                    "MLFLOW_REGISTRY_URI": store.uri, "MLOPS_MODEL_NAME": name, "MLOPS_ADMIN_TOKEN": TOKEN,
-                    "MLOPS_GATEWAY_POLL_SECONDS": "0.2"}
-        self.env.pop("MLOPS_PREDICTION_LOG_URL", None)
-        self._proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 60) -> GatewayProcess:
-        """Returns once the gateway answers (its model may still be loading)."""
-        self._proc = subprocess.Popen([sys.executable, "-m", "mlops_assets.cli", "serve", "--port", str(self.port)],
-                                      env=self.env, stdout=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.url}/version", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the gateway process did not start on {self.url}")
-            time.sleep(0.1)
+        port = free_port()
+        env = {**os.environ, "MLOPS_HOME": str(home), "MLFLOW_TRACKING_URI": store.uri,
+               "MLFLOW_REGISTRY_URI": store.uri, "MLOPS_MODEL_NAME": name, "MLOPS_ADMIN_TOKEN": TOKEN,
+               "MLOPS_GATEWAY_POLL_SECONDS": "0.2"}
+        env.pop("MLOPS_PREDICTION_LOG_URL", None)
+        super().__init__([sys.executable, "-m", "mlops_assets.cli", "serve", "--port", str(port)], env, port,
+                         "/version", poll=0.1)  # answers once up; its model may still be loading
 
     def health(self) -> dict:
         return httpx.get(f"{self.url}/health", timeout=5).json()
@@ -146,16 +128,3 @@ class GatewayProcess:
             time.sleep(0.1)
             health = self.health()
         return health
-
-    def crash(self) -> None:
-        os.killpg(self._proc.pid, signal.SIGKILL)
-        self._proc.wait()
-
-    def stop(self) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        os.killpg(self._proc.pid, signal.SIGTERM)
-        try:
-            self._proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.crash()
