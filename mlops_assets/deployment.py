@@ -37,7 +37,7 @@ def deployment(context: AssetExecutionContext, config: DeploymentConfig, store: 
     spec = store.spec()
     version = registered_model["version"]
     tracking.activate()
-    holdout = store.load_features(registered_model["dataset_id"], "holdout")
+    holdout = store.holdout(registered_model["dataset_id"])
     x, _ = xy(holdout.head(SMOKE_ROWS), spec)
     try:
         model = mlflow.sklearn.load_model(f"models:/{tracking.model_name}/{version}")

@@ -46,7 +46,7 @@ class GateConfig(Config):
 def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: DataStore,
                      tracking: MlflowTracking, alerts: Alerter, candidate_model: dict) -> Output[dict]:
     spec = store.spec()
-    holdout = store.load_features(candidate_model["dataset_id"], "holdout")
+    holdout = store.holdout(candidate_model["dataset_id"])
     tracking.activate()
     candidate = mlflow.sklearn.load_model(candidate_model["model_uri"])
     cand_metrics = compute_metrics(candidate, holdout, spec)

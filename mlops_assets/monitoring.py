@@ -40,6 +40,9 @@ class DriftReportConfig(Config):
     drift_share: float = 0.5  # share of drifted feature columns that makes the data set drifted
     min_samples: int = 100
     bh_correction: bool = False
+    # Training rows the day is compared with at most (a row-id hash sample, like training's): drift tests gain
+    # nothing from more, and memory stays bounded whatever the data set's size. 0: every training row.
+    reference_rows: int = 1_000_000
 
 
 class LivePerformanceConfig(Config):
@@ -67,7 +70,7 @@ def _drift_for_day(day: date, config: DriftReportConfig, store: DataStore, track
         record.update(status="insufficient_data", detail="no champion serving yet", drifted_columns=[],
                       share_drifted=0.0, dataset_drift=False)
         return record, {"status": "insufficient_data", "detail": record["detail"], "dataset_drift": False}
-    reference = store.load_features(dataset_id, "train")
+    reference, _ = store.sample_features(dataset_id, "train", config.reference_rows)
     present = [c for c in spec.feature_names if c in current.columns]
     drift_config = DriftConfig(drift_share=config.drift_share, min_samples=config.min_samples,
                                bh_correction=config.bh_correction)

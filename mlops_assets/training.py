@@ -100,9 +100,9 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
             "reused_version": int(reused.version), "mlflow_run_id": reused.run_id, "dataset_version": dataset_id})
         return
 
-    train = store.load_features(dataset_id, "train")
-    holdout = store.load_features(dataset_id, "holdout")
-    fit_rows = logic.fitting_rows(train, spec, config.max_train_rows)
+    # The training table is streamed and only the rows to fit on are kept: memory follows max_train_rows.
+    fit_rows, train_rows = store.sample_features(dataset_id, "train", config.max_train_rows)
+    holdout = store.holdout(dataset_id)
     metric = config.target_metric or logic.PRIMARY_METRIC[spec.task]
     target = config.target_value if config.target_value is not None else logic.DEFAULT_TARGET[spec.task]
     experiment_id = tracking.activate()
@@ -116,9 +116,9 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
                           tags=run_tags) as run:
         mlflow.log_params({"config." + k: json.dumps(v) if isinstance(v, dict) else v
                            for k, v in config.model_dump().items()})
-        mlflow.log_params({"dataset.rows_train": len(train), "dataset.rows_fit": len(fit_rows),
+        mlflow.log_params({"dataset.rows_train": train_rows, "dataset.rows_fit": len(fit_rows),
                            "dataset.rows_holdout": len(holdout), "dataset.version": dataset_id})
-        mlflow.log_input(mlflow.data.from_pandas(train, name=f"{spec.name}-train", targets=spec.target,
+        mlflow.log_input(mlflow.data.from_pandas(fit_rows, name=f"{spec.name}-train", targets=spec.target,
                                                  digest=dataset_id), context="training")
         mlflow.log_input(mlflow.data.from_pandas(holdout, name=f"{spec.name}-holdout", targets=spec.target,
                                                  digest=dataset_id), context="holdout")
@@ -150,8 +150,7 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
 
         metrics = logic.compute_metrics(result.model, holdout, spec)
         mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items() if not np.isnan(v)})
-        x_train, _ = xy(train, spec)
-        example = x_train.head(5)
+        example = xy(fit_rows, spec)[0].head(5)
         signature = infer_signature(example, result.model.predict(example))
         with tempfile.TemporaryDirectory() as tmp:
             Path(tmp, "dataset_manifest.json").write_text(

@@ -9,6 +9,7 @@ object or manifest visible. The landing zone and quarantine are local directorie
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -29,6 +30,8 @@ from fsspec.implementations.local import LocalFileSystem
 from pydantic import PrivateAttr
 
 from mlops_assets.core import data as data_logic
+from mlops_assets.core import features as features_logic
+from mlops_assets.core import training as training_logic
 from mlops_assets.core.spec import DatasetSpec, demo_spec, load_spec
 
 IGNORED_PREFIXES = (".", "_", "~")
@@ -245,16 +248,69 @@ class DataStore(ConfigurableResource):
             raise OSError(f"stored object {digest} is corrupt: its content hash does not match")
         return pq.read_table(io.BytesIO(payload)).to_pandas()
 
-    # --- features -----------------------------------------------------------------------------
-    def put_features(self, dataset_id: str, name: str, frame: pd.DataFrame) -> str:
-        """Store one feature table of a dataset version (derived data: rewriting it is harmless)."""
-        self._atomic_write(f"features/{dataset_id}/{name}.parquet", data_logic.to_parquet_bytes(frame))
-        return self._path(f"features/{dataset_id}/{name}.parquet")
-
-    def load_features(self, dataset_id: str, name: str) -> pd.DataFrame:
+    def _verify_object(self, digest: str) -> str:
+        """The path of a stored batch whose bytes were just checked against its name, read a block at a time."""
         fs, _ = self._filesystem()
-        with fs.open(self._path(f"features/{dataset_id}/{name}.parquet"), "rb") as fh:
-            return pq.read_table(io.BytesIO(fh.read())).to_pandas()
+        path = self._path(f"objects/{digest[:2]}/{digest}.parquet")
+        sha = hashlib.sha256()
+        with fs.open(path, "rb") as fh:
+            while block := fh.read(1 << 22):
+                sha.update(block)
+        if sha.hexdigest() != digest:
+            raise OSError(f"stored object {digest} is corrupt: its content hash does not match")
+        return path
+
+    def _iter_parquet(self, path: str, columns: list[str] | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        fs, _ = self._filesystem()
+        with fs.open(path, "rb") as fh:
+            for batch in pq.ParquetFile(fh, pre_buffer=False).iter_batches(batch_size=chunk_rows, columns=columns):
+                yield batch.to_pandas()
+
+    # --- features -----------------------------------------------------------------------------
+    @contextmanager
+    def feature_tables(self, dataset_id: str, names: tuple[str, ...]) -> Iterator[Callable[[str, pd.DataFrame], None]]:
+        """Write a dataset version's feature tables chunk by chunk: yields ``write(name, chunk)``; on a clean
+        exit every table is moved into place (derived data: rewriting it is harmless), on an error none is."""
+        with self._staging() as tmp:
+            writers: dict[str, pq.ParquetWriter] = {}
+
+            def write(name: str, frame: pd.DataFrame) -> None:
+                if name not in names:
+                    raise KeyError(f"{name!r} is not one of the feature tables {names}")
+                first = writers.get(name) or next(iter(writers.values()), None)
+                table = data_logic.to_arrow(frame, first.schema if first else None)
+                if name not in writers:
+                    writers[name] = pq.ParquetWriter(tmp / f"{name}.parquet", table.schema,
+                                                     **data_logic.PARQUET_OPTIONS)
+                writers[name].write_table(table, row_group_size=data_logic.ROW_GROUP_ROWS)
+
+            try:
+                yield write
+            finally:
+                for writer in writers.values():
+                    writer.close()
+            if not writers:
+                raise ValueError(f"dataset version {dataset_id} has no rows to write as features")
+            schema = next(iter(writers.values())).schema
+            for name in names:
+                if name not in writers:  # no row went to this side: an empty table of the same columns
+                    pq.write_table(schema.empty_table(), tmp / f"{name}.parquet", **data_logic.PARQUET_OPTIONS)
+                self._atomic_put(f"features/{dataset_id}/{name}.parquet", tmp / f"{name}.parquet")
+
+    def iter_features(self, dataset_id: str, name: str, columns: list[str] | None = None,
+                      chunk_rows: int = features_logic.CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+        """A feature table a chunk at a time (only ``columns``, when given)."""
+        yield from self._iter_parquet(self._path(f"features/{dataset_id}/{name}.parquet"), columns, chunk_rows)
+
+    def sample_features(self, dataset_id: str, name: str, max_rows: int | None) -> tuple[pd.DataFrame, int]:
+        """At most about ``max_rows`` rows of a feature table, chosen by row-id hash (``core.training.sample_rows``),
+        and the table's row count; memory is bounded by the sample."""
+        return training_logic.sample_rows(lambda columns: self.iter_features(dataset_id, name, columns),
+                                          self.spec(), max_rows)
+
+    def holdout(self, dataset_id: str) -> pd.DataFrame:
+        """The holdout rows every model of a dataset version is scored on (``DatasetSpec.max_holdout_rows``)."""
+        return self.sample_features(dataset_id, "holdout", self.spec().max_holdout_rows)[0]
 
     # --- dataset versions -----------------------------------------------------------------------
     def save_dataset(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -287,6 +343,15 @@ class DataStore(ConfigurableResource):
             raise KeyError(f"dataset version {dataset_id} does not exist; list them with `mlops data versions`")
         frames = [self.load_object(b["sha256"]) for b in manifest["batches"]]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def iter_dataset(self, dataset_id: str, chunk_rows: int = features_logic.CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+        """A dataset version's rows a chunk at a time, batch after batch, each batch verified against its hash
+        before it is read: what lets the features stage handle any size in bounded memory."""
+        manifest = self.load_manifest(dataset_id)
+        if manifest is None:
+            raise KeyError(f"dataset version {dataset_id} does not exist; list them with `mlops data versions`")
+        for batch in manifest["batches"]:
+            yield from self._iter_parquet(self._verify_object(batch["sha256"]), None, chunk_rows)
 
     def checkout(self, dataset_id: str, target: Path) -> list[Path]:
         """Write a dataset version's batches, byte for byte, into a directory."""

@@ -23,7 +23,7 @@ def test_two_concurrent_trainings_leave_one_consistent_champion(defs, instance, 
 
     versions = tracking.versions()
     assert [v.version for v in versions] == ["1", "2", "3"]
-    assert len({v.run_id for v in versions}) == 3
+    assert len({v.run_id for v in versions}) == 3, [(v.version, v.run_id, v.source, v.tags) for v in versions]
     champion, previous = tracking.version_by_alias(CHAMPION), tracking.version_by_alias(PREVIOUS)
     assert champion.version in {"2", "3"}
     assert previous is not None and previous.version != champion.version

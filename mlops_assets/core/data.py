@@ -236,10 +236,9 @@ class CanonicalBatch:
     preview: pd.DataFrame  # its first rows, for the UI
 
 
-def chunk_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
-    """The raw schema without the rules a chunk cannot decide alone (unique ids, share of nulls):
-    ``ingest_file`` counts those over the whole file."""
-    schema = raw_schema(spec)
+def chunk_schema(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
+    """``schema`` without the rules a chunk cannot decide alone (unique ids, share of nulls): streaming
+    callers count those over the whole table (``null_limits``, ``null_share_failures``)."""
     return schema.update_columns({
         name: {"unique": False, "checks": [c for c in col.checks if not (c.name or "").startswith(NULL_FRACTION)]}
         for name, col in schema.columns.items()
@@ -257,8 +256,8 @@ def ingest_file(path: Path, spec: DatasetSpec, out: Path, *, chunk_rows: int = D
     the bytes equal ``to_parquet_bytes(canonical_frame(...), row_group_rows=...)`` of the whole file.
     """
     schema = raw_schema(spec)
-    per_chunk = chunk_schema(spec)
-    limits = {c.name: c.max_null_fraction for c in [*spec.numeric, *spec.categorical] if c.nullable}
+    per_chunk = chunk_schema(schema)
+    limits = null_limits(spec)
     nulls = dict.fromkeys(limits, 0)
     failures: dict[tuple[str, str], dict[str, Any]] = {}
     ids: list[tuple[int, np.ndarray, np.ndarray | None]] = []  # per chunk: first row, ids, mask of usable ids
@@ -292,11 +291,8 @@ def ingest_file(path: Path, spec: DatasetSpec, out: Path, *, chunk_rows: int = D
         if writer is not None:
             writer.close()
             writer = None
-        for col, limit in limits.items():
-            if col in columns and nulls[col] / rows > limit:
-                failures[(col, _null_fraction_error(limit))] = {
-                    "column": col, "check": _null_fraction_error(limit), "count": 1, "sample_rows": [],
-                    "sample_values": [f"{nulls[col]} of {rows} rows null"]}
+        failures.update({(f["column"], f["check"]): f for f in null_share_failures(
+            {c: n for c, n in nulls.items() if c in columns}, rows, limits)})
         sorted_ids = _unique_ids(ids, spec.id_column, failures)
         if failures:
             report = [failures[k] for k in sorted(failures)]
@@ -363,19 +359,38 @@ def _merge_failures(into: dict[tuple[str, str], dict[str, Any]], failures: list[
 def _canonical_table(valid: pd.DataFrame, spec: DatasetSpec, schema: pa_arrow.Schema | None,
                      file: str) -> pa_arrow.Table:
     """A validated chunk in canonical column and row order, with the Arrow types of the first chunk."""
-    frame = canonical_frame(valid, spec)
-    if schema is None:
-        table = pa_arrow.Table.from_pandas(frame, preserve_index=False)
-        # A text column with no value in the first chunk has no type yet: it is text.
-        typed = pa_arrow.schema([pa_arrow.field(f.name, pa_arrow.string()) if pa_arrow.types.is_null(f.type) else f
-                                 for f in table.schema])
-        return table.cast(typed)
     try:
-        return pa_arrow.Table.from_pandas(frame, schema=schema, preserve_index=False).replace_schema_metadata(None)
+        return to_arrow(canonical_frame(valid, spec), schema)
     except (pa_arrow.ArrowInvalid, pa_arrow.ArrowTypeError) as exc:
         first, last = int(valid.index.min()), int(valid.index.max())
         raise BatchRejected(file, f"column types change in rows {first}-{last} from those of the first rows: "
                                   f"{exc}") from exc
+
+
+def to_arrow(frame: pd.DataFrame, schema: pa_arrow.Schema | None = None) -> pa_arrow.Table:
+    """One chunk of a table as Arrow, with the types of the table's first chunk (``schema``) when given.
+
+    A text column with no value in the first chunk has no type yet: it becomes text.
+    """
+    if schema is None:
+        table = pa_arrow.Table.from_pandas(frame, preserve_index=False)
+        schema = pa_arrow.schema([pa_arrow.field(f.name, pa_arrow.string()) if pa_arrow.types.is_null(f.type)
+                                  else f for f in table.schema])
+        return table.cast(schema).replace_schema_metadata(None)
+    return pa_arrow.Table.from_pandas(frame, schema=schema, preserve_index=False).replace_schema_metadata(None)
+
+
+def null_limits(spec: DatasetSpec) -> dict[str, float]:
+    """The largest share of nulls each nullable column may have, over a whole batch or data set."""
+    return {c.name: c.max_null_fraction for c in [*spec.numeric, *spec.categorical] if c.nullable}
+
+
+def null_share_failures(nulls: dict[str, int], rows: int, limits: dict[str, float]) -> list[dict[str, Any]]:
+    """The share-of-nulls rule over null counts gathered chunk by chunk, as failure records (columns without
+    a limit are not nullable: the per-chunk rules judge those)."""
+    return [{"column": col, "check": _null_fraction_error(limits[col]), "count": 1, "sample_rows": [],
+             "sample_values": [f"{count} of {rows} rows null"]}
+            for col, count in sorted(nulls.items()) if col in limits and rows and count / rows > limits[col]]
 
 
 def _merge_runs(spill: Path, run_rows: list[int], runs: list[np.ndarray] | None, sorted_ids: np.ndarray | None,

@@ -46,6 +46,9 @@ class DatasetSpec(BaseModel):
     categorical: list[CategoricalColumn] = Field(default_factory=list)
     classes: list[int | str] | None = None
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    # Holdout rows every model is scored on at most: a row-id hash sample of a larger holdout, the same rows for
+    # champion and challenger, so evaluation memory stays bounded on any data size. 0: the whole holdout.
+    max_holdout_rows: int = Field(1_000_000, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> DatasetSpec:

@@ -5,6 +5,7 @@ Everything is seeded, so the same dataset version, config and code give the same
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,25 +143,58 @@ class TrainResult:
 
 
 def fitting_rows(train: pd.DataFrame, spec: DatasetSpec, max_rows: int | None) -> pd.DataFrame:
-    """The training rows to fit on: all of them up to ``max_rows`` (0 or None: no cap), else about ``max_rows``
-    chosen by a hash of the row id, in proportion to each class for a classifier (every class keeps a row).
-
-    A hash, not a random draw: the same dataset version always gives the same sample, so the training
-    fingerprint still means the same model.
-    """
+    """``sample_rows`` of one in-memory table (returned as is when it needs no sampling)."""
     if not max_rows or len(train) <= max_rows:
         return train
-    columns = [spec.id_column] if spec.id_column else spec.feature_names + [spec.target]
-    keys = pd.util.hash_pandas_object(train[columns], index=False, hash_key=SAMPLE_HASH_KEY).to_numpy()
-    if spec.task == "classification":
-        labels = train[spec.target].to_numpy()
-        classes, counts = np.unique(labels, return_counts=True)
-        quotas = np.clip(np.round(counts * max_rows / len(train)).astype(np.int64), 1, counts)
-        groups = [np.flatnonzero(labels == c) for c in classes]
-        picked = [rows[np.argsort(keys[rows], kind="stable")[:q]] for rows, q in zip(groups, quotas, strict=True)]
+    return sample_rows(lambda columns: iter([train if columns is None else train[columns]]), spec, max_rows)[0]
+
+
+ChunkReader = Callable[[list[str] | None], Iterable[pd.DataFrame]]
+
+
+def sample_rows(read: ChunkReader, spec: DatasetSpec, max_rows: int | None) -> tuple[pd.DataFrame, int]:
+    """The rows to fit on, and how many rows there are, from a table read chunk by chunk: all of them up to
+    ``max_rows`` (0 or None: no cap), else about ``max_rows`` chosen by a hash of the row id, in proportion to
+    each class for a classifier (every class keeps a row), in the table's order.
+
+    ``read(columns)`` yields the table's chunks in order (``None``: every column). A first pass reads only the
+    id (or the features) and the label, 9 to 16 bytes a row; the second keeps the chosen rows of each chunk, so
+    memory is bounded by the sample, not the table. A hash, not a random draw: the same dataset version always
+    gives the same sample, so the training fingerprint still means the same model.
+    """
+    key_columns = [spec.id_column] if spec.id_column else spec.feature_names + [spec.target]
+    keys, labels = [], []
+    for chunk in read(list(dict.fromkeys([*key_columns, spec.target]))):
+        keys.append(pd.util.hash_pandas_object(chunk[key_columns], index=False,
+                                               hash_key=SAMPLE_HASH_KEY).to_numpy())
+        if spec.task == "classification":
+            labels.append(chunk[spec.target].to_numpy())
+    total = sum(len(k) for k in keys)
+    if not max_rows or total <= max_rows:
+        frames = list(read(None))
+        return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), total
+    mask = _sample_mask(np.concatenate(keys), np.concatenate(labels) if labels else None, max_rows)
+    del keys, labels
+    picked, start = [], 0
+    for chunk in read(None):
+        picked.append(chunk.loc[mask[start:start + len(chunk)]])
+        start += len(chunk)
+    return pd.concat(picked, ignore_index=True), total
+
+
+def _sample_mask(keys: np.ndarray, labels: np.ndarray | None, max_rows: int) -> np.ndarray:
+    """Rows with the smallest keys: ``max_rows`` of them, or per class a share of ``max_rows`` equal to the
+    class's share of the rows (at least one)."""
+    if labels is None:
+        groups, quotas = [np.arange(len(keys))], [max_rows]
     else:
-        picked = [np.argsort(keys, kind="stable")[:max_rows]]
-    return train.iloc[np.sort(np.concatenate(picked))].reset_index(drop=True)
+        classes, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
+        quotas = np.clip(np.round(counts * max_rows / len(keys)).astype(np.int64), 1, counts)
+        groups = [np.flatnonzero(codes == c) for c in range(len(classes))]
+    mask = np.zeros(len(keys), dtype=bool)
+    for rows, quota in zip(groups, quotas, strict=True):
+        mask[rows[np.argsort(keys[rows], kind="stable")[:quota]]] = True
+    return mask
 
 
 def fit(train: pd.DataFrame, spec: DatasetSpec, estimator: str, params: dict[str, Any], seed: int) -> TrainResult:
