@@ -201,12 +201,20 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"  - {key} ({ba[key]['rows']} rows)")
     for key in sorted(k for k in set(ba) & set(bb) if ba[k]["sha256"] != bb[k]["sha256"]):
         print(f"  ~ {key} (content changed)")
-    fa, fb = store.load_dataset(args.a), store.load_dataset(args.b)
+    from mlops_assets.core.features import FeatureProfile
+
     spec = store.spec()
+    summaries = []
+    for version in (args.a, args.b):  # streamed: a version of any size is summarised in bounded memory
+        profile = FeatureProfile(spec)
+        for chunk in store.iter_dataset(version):
+            profile.update(chunk)
+        summaries.append(profile.table().set_index("column"))
+    sa, sb = summaries
     for col in spec.feature_names:
         if spec.feature_kinds[col] == "numeric":
-            print(f"  {col:>16}: mean {fa[col].mean():.4g} -> {fb[col].mean():.4g}, "
-                  f"std {fa[col].std():.4g} -> {fb[col].std():.4g}")
+            print(f"  {col:>16}: mean {sa.at[col, 'mean']:.4g} -> {sb.at[col, 'mean']:.4g}, "
+                  f"std {sa.at[col, 'std']:.4g} -> {sb.at[col, 'std']:.4g}")
     return 0
 
 

@@ -10,7 +10,6 @@ object or manifest visible. The landing zone and quarantine are local directorie
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 import tempfile
@@ -239,26 +238,22 @@ class DataStore(ConfigurableResource):
                 records.append(json.loads(fh.read()))
         return records
 
-    def load_object(self, digest: str) -> pd.DataFrame:
-        """Read a stored batch and verify its bytes against its name."""
+    def _object_blocks(self, digest: str) -> Iterator[bytes]:
+        """A stored batch's bytes a block at a time; raises after the last block if they do not match its name."""
         fs, _ = self._filesystem()
-        with fs.open(self._path(f"objects/{digest[:2]}/{digest}.parquet"), "rb") as fh:
-            payload = fh.read()
-        if data_logic.sha256_bytes(payload) != digest:
-            raise OSError(f"stored object {digest} is corrupt: its content hash does not match")
-        return pq.read_table(io.BytesIO(payload)).to_pandas()
-
-    def _verify_object(self, digest: str) -> str:
-        """The path of a stored batch whose bytes were just checked against its name, read a block at a time."""
-        fs, _ = self._filesystem()
-        path = self._path(f"objects/{digest[:2]}/{digest}.parquet")
         sha = hashlib.sha256()
-        with fs.open(path, "rb") as fh:
+        with fs.open(self._path(f"objects/{digest[:2]}/{digest}.parquet"), "rb") as fh:
             while block := fh.read(1 << 22):
                 sha.update(block)
+                yield block
         if sha.hexdigest() != digest:
             raise OSError(f"stored object {digest} is corrupt: its content hash does not match")
-        return path
+
+    def _verify_object(self, digest: str) -> str:
+        """The path of a stored batch whose bytes were just checked against its name."""
+        for _ in self._object_blocks(digest):
+            pass
+        return self._path(f"objects/{digest[:2]}/{digest}.parquet")
 
     def _iter_parquet(self, path: str, columns: list[str] | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
         fs, _ = self._filesystem()
@@ -337,13 +332,6 @@ class DataStore(ConfigurableResource):
                     out.append(json.loads(fh.read()))
         return sorted(out, key=lambda m: (m["created"], m["id"]))
 
-    def load_dataset(self, dataset_id: str) -> pd.DataFrame:
-        manifest = self.load_manifest(dataset_id)
-        if manifest is None:
-            raise KeyError(f"dataset version {dataset_id} does not exist; list them with `mlops data versions`")
-        frames = [self.load_object(b["sha256"]) for b in manifest["batches"]]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
     def iter_dataset(self, dataset_id: str, chunk_rows: int = features_logic.CHUNK_ROWS) -> Iterator[pd.DataFrame]:
         """A dataset version's rows a chunk at a time, batch after batch, each batch verified against its hash
         before it is read: what lets the features stage handle any size in bounded memory."""
@@ -359,16 +347,18 @@ class DataStore(ConfigurableResource):
         if manifest is None:
             raise KeyError(f"dataset version {dataset_id} does not exist; list them with `mlops data versions`")
         target.mkdir(parents=True, exist_ok=True)
-        fs, _ = self._filesystem()
         written = []
         for batch in manifest["batches"]:
-            digest = batch["sha256"]
-            with fs.open(self._path(f"objects/{digest[:2]}/{digest}.parquet"), "rb") as fh:
-                payload = fh.read()
-            if data_logic.sha256_bytes(payload) != digest:
-                raise OSError(f"stored object {digest} of batch {batch['partition']} is corrupt")
             out = target / f"{batch['partition']}.parquet"
-            out.write_bytes(payload)
+            partial = out.with_name(f".{out.name}.partial")
+            try:  # copied a block at a time and checked on the way: a corrupt object leaves no file behind
+                with open(partial, "wb") as fh:
+                    for block in self._object_blocks(batch["sha256"]):
+                        fh.write(block)
+            except OSError as exc:
+                partial.unlink(missing_ok=True)
+                raise OSError(f"batch {batch['partition']}: {exc}") from exc
+            partial.replace(out)
             written.append(out)
         (target / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         return written

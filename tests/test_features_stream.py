@@ -7,7 +7,7 @@ import pytest
 import yaml
 from dagster import AssetKey
 
-from mlops_assets.core import training
+from mlops_assets.core import data, training
 from mlops_assets.core.data import BatchRejected
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.features import FeatureProfile, build_features, describe, split
@@ -66,7 +66,8 @@ def test_features_and_training_stream_in_chunks_through_dagster(defs, instance, 
     store, spec = defs.resources["store"], defs.resources["store"].spec()
     dataset_id = result.output_for_node("dataset")["id"]
 
-    parts = split(store.load_dataset(dataset_id), spec)  # the whole version in memory, as a reference
+    whole = pd.concat(store.iter_dataset(dataset_id), ignore_index=True)  # the version in memory, as a reference
+    parts = split(whole, spec)
     for name, part in (("train", parts.train), ("holdout", parts.holdout)):
         pd.testing.assert_frame_equal(store.sample_features(dataset_id, name, 0)[0], part, check_dtype=False)
     meta = next(e.materialization.metadata for e in result.get_asset_materialization_events()
@@ -115,3 +116,26 @@ def test_models_are_scored_on_a_bounded_deterministic_holdout_sample(tmp_path):
     assert set(holdout["application_id"]) <= set(whole["application_id"])
     assert abs(holdout["default"].mean() - whole["default"].mean()) < 0.02  # class shares kept
     pd.testing.assert_frame_equal(holdout, store.holdout("abc123"))  # the same rows every time
+
+
+def test_a_corrupted_stored_batch_is_refused_before_any_row_is_used(tmp_path):
+    store = DataStore(root=str(tmp_path / "store"), landing_dir=str(tmp_path / "landing"),
+                      quarantine_dir=str(tmp_path / "quarantine"))
+    spec = store.spec()
+    path = tmp_path / "b1.csv"
+    make_batch(500, seed=4).to_csv(path, index=False)
+    digest = data.schema_hash(data.raw_schema(spec))
+    record, _ = store.ingest("b1", path, source_sha256=data.sha256_file(path), schema_hash=digest)
+    manifest = store.save_dataset(data.build_manifest([record], spec_name=spec.name, schema_digest=digest))
+    assert len(pd.concat(store.iter_dataset(manifest["id"]))) == 500
+    assert [p.name for p in store.checkout(manifest["id"], tmp_path / "good")] == ["b1.parquet"]
+
+    obj = next((tmp_path / "store" / "objects").rglob(f"{record['sha256']}.parquet"))
+    payload = bytearray(obj.read_bytes())
+    payload[len(payload) // 2] ^= 0xFF
+    obj.write_bytes(bytes(payload))
+    with pytest.raises(OSError, match="corrupt"):
+        next(store.iter_dataset(manifest["id"]))
+    with pytest.raises(OSError, match="batch b1: .*corrupt"):
+        store.checkout(manifest["id"], tmp_path / "bad")
+    assert list((tmp_path / "bad").iterdir()) == []
