@@ -29,8 +29,6 @@ def registered_model(context: AssetExecutionContext, tracking: MlflowTracking, m
     tracking.activate()
     client = tracking.client()
     run_id = model_evaluation["run_id"]
-    # A rerun after a crash finds the version it already created instead of registering a duplicate.
-    existing = [v for v in tracking.versions() if v.run_id == run_id]
     lineage = {
         tags.LINEAGE_DATASET: model_evaluation["dataset_id"],
         tags.LINEAGE_RUN_ID: context.run_id,
@@ -42,12 +40,16 @@ def registered_model(context: AssetExecutionContext, tracking: MlflowTracking, m
         "mlops.mlflow_run_id": run_id,
         **{f"metric.{k}": f"{v:.6f}" for k, v in model_evaluation["candidate_metrics"].items()},
     }
-    if existing:
-        version = existing[0]
-        context.log.info(f"run {run_id} is already registered as v{version.version}")
-    else:
-        version = VersionInfo.of(mlflow.register_model(model_evaluation["model_uri"], tracking.model_name,
-                                                        tags=lineage))
+    # A rerun after a crash finds the version it already created instead of registering a duplicate; the lock
+    # makes that check and the registration one step for runs going at once.
+    with tracking.registry_lock():
+        existing = [v for v in tracking.versions() if v.run_id == run_id]
+        if existing:
+            version = existing[0]
+            context.log.info(f"run {run_id} is already registered as v{version.version}")
+        else:
+            version = VersionInfo.of(mlflow.register_model(model_evaluation["model_uri"], tracking.model_name,
+                                                            tags=lineage))
     for key, value in lineage.items():
         client.set_model_version_tag(tracking.model_name, version.version, key, value)
     client.update_model_version(tracking.model_name, version.version, description=describe_version(model_evaluation))

@@ -31,3 +31,25 @@ def test_two_concurrent_trainings_leave_one_consistent_champion(defs, instance, 
     holders = [v.version for v in versions
                if CHAMPION in client.get_model_version(tracking.model_name, v.version).aliases]
     assert holders == [champion.version]
+
+
+def test_a_run_reads_its_own_upstream_record_while_another_run_writes_the_same_asset(tmp_path):
+    """Two training runs at once each hand their own candidate down the chain (the race behind one model being
+    registered twice); an asset materialized by an earlier run is read as its latest record."""
+    from dagster import AssetKey, build_input_context, build_output_context
+
+    from resources import JsonRecordIOManager
+
+    io = JsonRecordIOManager(base_dir=str(tmp_path))
+    key = AssetKey("candidate_model")
+    io.handle_output(build_output_context(asset_key=key, run_id="run-a"), {"run_id": "mlflow-a"})
+    io.handle_output(build_output_context(asset_key=key, run_id="run-b"), {"run_id": "mlflow-b"})
+
+    def load(run_id: str) -> dict:
+        return io.load_input(build_input_context(asset_key=key, upstream_output=build_output_context(
+            asset_key=key, run_id=run_id)))
+
+    assert load("run-a") == {"run_id": "mlflow-a"}
+    assert load("run-b") == {"run_id": "mlflow-b"}
+    assert load("a-later-run") == {"run_id": "mlflow-b"}  # not produced in that run: the latest value
+    assert not list(tmp_path.rglob("*.tmp"))
