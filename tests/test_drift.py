@@ -13,6 +13,7 @@ from scipy import stats
 
 from mlops_assets.core.drift import (
     DriftConfig,
+    ParquetColumns,
     detect_drift,
     drift_command,
     infer_kinds,
@@ -405,3 +406,19 @@ def test_cli_rejects_unknown_columns_and_disjoint_files(files, tmp_path, capsys)
     pd.DataFrame({"z": np.arange(50.0)}).to_csv(other, index=False)
     assert drift_command(files["reference"], str(other), out=io.StringIO()) == 2
     assert "no testable column in common" in capsys.readouterr().err
+
+
+def test_parquet_files_are_tested_column_by_column_with_the_same_verdicts(tmp_path) -> None:
+    rng = np.random.default_rng(5)
+    reference = normal_frame(rng, 3000)
+    current = normal_frame(rng, 2000, shift={"b": 0.8}).set_index(pd.Index(np.arange(2000) * 3, name="row"))
+    reference.to_parquet(tmp_path / "reference.parquet")
+    current.to_parquet(tmp_path / "current.parquet")  # its index is stored as a column: not data
+
+    columns = ParquetColumns(str(tmp_path / "current.parquet"))
+    assert len(columns) == 2000 and "row" not in columns and columns.columns == list(current.columns)
+    assert columns.get("absent") is None
+    lazy = detect_drift(ParquetColumns(str(tmp_path / "reference.parquet")), columns)
+    eager = detect_drift(reference, current.reset_index(drop=True))
+    assert lazy.to_dict() == eager.to_dict()
+    assert lazy.drifted_columns == ["b"]

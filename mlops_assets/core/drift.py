@@ -57,6 +57,7 @@ from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from scipy import stats
 from scipy.spatial import distance
 
@@ -182,7 +183,7 @@ def _infer_kind(series: pd.Series) -> str | None:
     return None
 
 
-def infer_kinds(frame: pd.DataFrame) -> dict[str, str]:
+def infer_kinds(frame: Table) -> dict[str, str]:
     """Kind ("numeric" | "categorical") of every testable column, by Evidently 0.7's rule (module doc).
 
     Text-like, datetime and unrecognised columns are left out, as Evidently's preset has no
@@ -469,13 +470,14 @@ def _is_drift(test: str, score: float, threshold: float) -> bool:
     return score >= threshold
 
 
-def detect_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: Mapping[str, str] | None = None,
+def detect_drift(reference: Table, current: Table, columns: Mapping[str, str] | None = None,
                  config: DriftConfig | None = None) -> DriftReport:
     """Test every column of ``current`` against ``reference`` and decide dataset drift.
 
-    ``columns`` maps column -> kind; by default all columns common to both frames, with kinds inferred
+    ``columns`` maps column -> kind; by default all columns common to both tables, with kinds inferred
     from the reference (``infer_kinds``). Never raises on data problems: they become
-    ``insufficient_data`` columns with a ``detail``.
+    ``insufficient_data`` columns with a ``detail``. A table is a DataFrame or a ``ParquetColumns``, whose
+    columns are read only while they are tested.
     """
     config = config or DriftConfig()
     if columns is None:
@@ -485,9 +487,11 @@ def detect_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: Mappin
         raise ValueError(f"column kinds must be one of {KINDS}, got {bad}")
     # Columns are independent and numpy releases the GIL in sorts and ufuncs, so a few threads help;
     # the cap bounds memory, as each column in flight holds a few arrays of its size.
-    tasks = [(name, kind, reference.get(name), current.get(name), config) for name, kind in columns.items()]
-    with ThreadPoolExecutor(max_workers=max(1, min(len(tasks), os.cpu_count() or 1, 4))) as pool:
-        outcomes = list(pool.map(lambda task: _outcome(*task), tasks))
+    def test(name: Any, kind: str) -> _Outcome:
+        return _outcome(name, kind, reference.get(name), current.get(name), config)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(columns), os.cpu_count() or 1, 4))) as pool:
+        outcomes = list(pool.map(test, columns.keys(), columns.values()))
 
     thresholds = {}
     for out in outcomes:  # per column > global > the test's default; NaN when nothing was tested
@@ -625,15 +629,59 @@ def read_table(path: str) -> pd.DataFrame:
     try:
         return reader(path)
     except Exception as exc:  # any parser failure is a user-facing input problem
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DriftInputError(f"{path}: cannot read ({message})") from exc
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: str, exc: Exception) -> DriftInputError:
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DriftInputError(f"{path}: cannot read ({message})")
+
+
+class ParquetColumns:
+    """A Parquet file as a table whose columns are read one at a time, when asked for: ``detect_drift`` then
+    holds only the columns in flight (at most 4 per side), however large the file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        meta = pq.read_schema(path)
+        pandas_meta = meta.pandas_metadata or {}
+        index = {c for c in pandas_meta.get("index_columns", []) if isinstance(c, str)}
+        self.columns = [name for name in meta.names if name not in index]  # a stored index is not data
+        self._rows = pq.read_metadata(path).num_rows
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    def __getitem__(self, name: str) -> pd.Series:
+        if name not in self.columns:
+            raise KeyError(name)
+        return pq.read_table(self.path, columns=[name]).column(0).to_pandas().rename(name)
+
+    def get(self, name: str, default: pd.Series | None = None) -> pd.Series | None:
+        return self[name] if name in self.columns else default
+
+
+Table = pd.DataFrame | ParquetColumns
+
+
+def open_table(path: str) -> Table:
+    """``read_table`` for drift: a Parquet file is opened column by column (``ParquetColumns``), not loaded."""
+    if "".join(Path(path).suffixes[-2:]).lower().endswith((".parquet", ".pq")) and Path(path).is_file():
+        try:
+            return ParquetColumns(path)
+        except Exception as exc:  # any reader failure is a user-facing input problem
+            raise _unreadable(path, exc) from exc
+    return read_table(path)
 
 
 def drift_command(reference: str, current: str, *, as_json: bool = False, html: str | None = None,
                   columns: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     """Body of ``mlops drift REFERENCE CURRENT``: 0 no drift (or nothing testable), 1 drift, 2 error."""
     try:
-        ref_frame, cur_frame = read_table(reference), read_table(current)
+        ref_frame, cur_frame = open_table(reference), open_table(current)
         kinds = infer_kinds(ref_frame)
         if columns is None:
             selected = {name: kind for name, kind in kinds.items() if name in cur_frame}
