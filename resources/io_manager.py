@@ -38,11 +38,12 @@ class JsonRecordIOManager(ConfigurableIOManager):
         else:
             keys = context.asset_partition_keys
             items = {keys[0]: obj} if len(keys) == 1 else {k: obj[k] for k in keys}
+        run_id = _run_id(context)
         for partition, record in items.items():
             payload = json.dumps(record, indent=2, default=str)
-            run_id = _run_id(context)
-            for path in ([self._path(context, partition, run_id)] if run_id else []) + [self._path(context, partition)]:
-                _write_atomically(path, payload)
+            if run_id:
+                _write_atomically(self._path(context, partition, run_id), payload)
+            _write_atomically(self._path(context, partition), payload)
         _prune_runs(self._path(context).parent / "runs")
 
     def load_input(self, context: InputContext) -> Any:

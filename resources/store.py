@@ -181,18 +181,6 @@ class DataStore(ConfigurableResource):
         return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(self.quarantine.glob("*.report.json"))]
 
     # --- batches --------------------------------------------------------------------------------
-    def put_batch(self, partition: str, frame: pd.DataFrame, *, source: str, source_sha256: str,
-                  schema_hash: str) -> dict[str, Any]:
-        """Store a validated batch content-addressed; the same content is never stored twice."""
-        payload = data_logic.to_parquet_bytes(frame)
-        digest = data_logic.sha256_bytes(payload)
-        fs, _ = self._filesystem()
-        obj = f"objects/{digest[:2]}/{digest}.parquet"
-        if not fs.exists(self._path(obj)):
-            self._atomic_write(obj, payload)
-        return self._accept(partition, digest, rows=len(frame), size=len(payload), columns=list(frame.columns),
-                            source=source, source_sha256=source_sha256, schema_hash=schema_hash)
-
     def ingest(self, partition: str, path: Path, *, source_sha256: str, schema_hash: str,
                chunk_rows: int = data_logic.DEFAULT_CHUNK_ROWS) -> tuple[dict[str, Any], pd.DataFrame]:
         """Validate a landed file chunk by chunk and store it content-addressed, in bounded memory.

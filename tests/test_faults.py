@@ -77,17 +77,18 @@ def test_a_killed_training_run_leaves_things_consistent_and_a_rerun_converges(de
         assert gateway.wait_for_version("2", timeout=30)
 
 
-def test_a_failed_store_write_leaves_no_partial_batch(defs, lay):
+def test_a_failed_store_write_leaves_no_partial_batch(defs, lay, tmp_path):
     store = defs.resources["store"]
-    frame = make_batch(200, seed=53)
+    path = tmp_path / "b1.csv"
+    make_batch(200, seed=53).to_csv(path, index=False)
     blocker = lay.store / "objects"
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("not a directory")  # every object write now fails, as on a full or broken disk
     with pytest.raises(OSError):
-        store.put_batch("b1", frame, source="b1.csv", source_sha256="0" * 64, schema_hash="h")
+        store.ingest("b1", path, source_sha256="0" * 64, schema_hash="h")
     assert store.batch_record("b1") is None
     assert store.batch_records() == [] and store.manifests() == []
     blocker.unlink()
-    record = store.put_batch("b1", frame, source="b1.csv", source_sha256="0" * 64, schema_hash="h")
+    record, _ = store.ingest("b1", path, source_sha256="0" * 64, schema_hash="h")
     assert store.batch_record("b1") == record
     assert not [p for p in lay.store.rglob("*.tmp")]

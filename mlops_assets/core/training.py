@@ -162,6 +162,9 @@ def sample_rows(read: ChunkReader, spec: DatasetSpec, max_rows: int | None) -> t
     memory is bounded by the sample, not the table. A hash, not a random draw: the same dataset version always
     gives the same sample, so the training fingerprint still means the same model.
     """
+    if not max_rows:
+        frames = list(read(None))
+        return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), sum(len(f) for f in frames)
     key_columns = [spec.id_column] if spec.id_column else spec.feature_names + [spec.target]
     keys, labels = [], []
     for chunk in read(list(dict.fromkeys([*key_columns, spec.target]))):
@@ -170,9 +173,8 @@ def sample_rows(read: ChunkReader, spec: DatasetSpec, max_rows: int | None) -> t
         if spec.task == "classification":
             labels.append(chunk[spec.target].to_numpy())
     total = sum(len(k) for k in keys)
-    if not max_rows or total <= max_rows:
-        frames = list(read(None))
-        return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), total
+    if total <= max_rows:
+        return sample_rows(read, spec, 0)[0], total
     mask = _sample_mask(np.concatenate(keys), np.concatenate(labels) if labels else None, max_rows)
     del keys, labels
     picked, start = [], 0
