@@ -15,10 +15,11 @@ from dagster import (
 )
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from mlops_assets import tags
+from mlops_assets.core import contracts
 from mlops_assets.core import data as logic
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.partitions import batch_partitions
+from mlops_assets.records import DatasetRecord
 from resources import Alerter, DataStore, LandingFileError
 
 RAW_CHECK = "schema"
@@ -32,7 +33,7 @@ class IngestConfig(Config):
 
 def _landing_file(context: AssetExecutionContext, store: DataStore, key: str):
     """The file behind this partition: named by the sensor's run tag, else found by its stem (backfills)."""
-    name = context.run.tags.get(tags.SOURCE_FILE)
+    name = context.run.tags.get(contracts.SOURCE_FILE)
     if name:
         return store.resolve_landing(name)
     for candidate in store.settled_landing_files(now=float("inf")):
@@ -118,18 +119,16 @@ def raw_batches(context: AssetExecutionContext, config: IngestConfig, store: Dat
     description="The versioned data set: a manifest of every accepted batch's content hash. Its id is the "
                 "manifest's hash, so the same batches always give the same version.",
 )
-def dataset(context: AssetExecutionContext, store: DataStore) -> Output[dict]:
-    spec = store.spec()
-    schema_digest = logic.schema_hash(logic.raw_schema(spec))
-    batches = [b for b in store.batch_records() if b.get("schema_hash") == schema_digest]
-    if not batches:
+def dataset(context: AssetExecutionContext, store: DataStore) -> Output[DatasetRecord]:
+    current = store.current_dataset()
+    if current is None:
         raise Failure(description=f"no accepted batches yet: land CSV or Parquet files in {store.landing} "
                                   "(or run `mlops simulate`) and let the new-data sensor ingest them")
-    manifest = store.save_dataset(logic.build_manifest(batches, spec_name=spec.name, schema_digest=schema_digest))
-    context.log.info(f"dataset version {manifest['id']}: {len(batches)} batches, {manifest['rows']} rows")
+    manifest = store.save_dataset(current)
+    context.log.info(f"dataset version {manifest['id']}: {len(manifest['batches'])} batches, {manifest['rows']} rows")
     table = markdown_table({"batch": b["partition"], "rows": b["rows"], "sha256": b["sha256"][:16]}
                            for b in manifest["batches"])
-    summary = {k: manifest[k] for k in ("id", "digest", "created", "rows", "spec", "schema_hash")}
+    summary: DatasetRecord = {k: manifest[k] for k in ("id", "digest", "created", "rows", "spec", "schema_hash")}
     summary["batches"] = len(manifest["batches"])
     return Output(summary, data_version=DataVersion(manifest["id"]), metadata={
         "dataset_version": manifest["id"], "rows": manifest["rows"], "batches": len(manifest["batches"]),

@@ -4,8 +4,6 @@ Resources are built from the environment (``MLOPS_HOME``, ``MLFLOW_TRACKING_URI`
 the same definitions run on the embedded default and at scale; secrets come only from ``EnvVar``.
 """
 
-import os
-
 from dagster import Definitions, EnvVar
 
 from mlops_assets import settings
@@ -32,20 +30,15 @@ ASSETS = [raw_batches, dataset, features, candidate_model, model_evaluation, reg
           canary_release, drift_report, live_performance]
 
 
-def _env_flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
-
-
 def build_resources(lay: settings.Layout | None = None) -> dict[str, object]:
     lay = lay or settings.layout()
     return {
         "store": DataStore(
-            root=os.environ.get("MLOPS_STORE_URL", str(lay.store)),
+            root=settings.store_url(lay),
             landing_dir=str(lay.landing),
             quarantine_dir=str(lay.quarantine),
-            spec_path=os.environ.get("MLOPS_DATASET"),
-            settle_seconds=float(os.environ.get("MLOPS_SETTLE_SECONDS", "1.0")),
+            spec_path=settings.dataset_spec_path(),
+            settle_seconds=settings.settle_seconds(),
         ),
         "tracking": MlflowTracking(
             tracking_uri=settings.tracking_uri(lay),
@@ -54,24 +47,16 @@ def build_resources(lay: settings.Layout | None = None) -> dict[str, object]:
             model_name=settings.model_name(),
             artifact_location=settings.artifact_location(lay),
             lock_dir=str(lay.locks),
-            ui_url=os.environ.get("MLOPS_MLFLOW_UI_URL", "http://127.0.0.1:5000"),
+            ui_url=settings.mlflow_ui_url(),
         ),
         "gateway": ServingGateway(url=settings.gateway_url(),
-                                  timeout_seconds=float(os.environ.get("MLOPS_GATEWAY_TIMEOUT", "60"))),
+                                  timeout_seconds=settings.gateway_timeout_seconds()),
         "alerts": Alerter(
             log_path=str(lay.home / "alerts.jsonl"),
-            webhook_url=EnvVar("MLOPS_ALERT_WEBHOOK") if os.environ.get("MLOPS_ALERT_WEBHOOK") else None,
+            webhook_url=EnvVar(settings.ALERT_WEBHOOK_VAR) if settings.alert_webhook_configured() else None,
         ),
         "prediction_log": PredictionLog(root=settings.prediction_log_url(lay)),
-        "policy": ContinuousTraining(
-            retrain_on_new_data=_env_flag("MLOPS_RETRAIN_ON_NEW_DATA", True),
-            retrain_on_drift=_env_flag("MLOPS_RETRAIN_ON_DRIFT", True),
-            retrain_on_decay=_env_flag("MLOPS_RETRAIN_ON_DECAY", True),
-            drift_every_rows=int(os.environ.get("MLOPS_DRIFT_EVERY_ROWS", "200")),
-            retrain_cooldown_seconds=float(os.environ.get("MLOPS_RETRAIN_COOLDOWN_SECONDS", "600")),
-            canary_min_requests=int(os.environ.get("MLOPS_CANARY_MIN_REQUESTS", "200")),
-            canary_min_labeled=int(os.environ.get("MLOPS_CANARY_MIN_LABELED", "100")),
-        ),
+        "continuous_training": ContinuousTraining(**settings.continuous_training_overrides()),
         "records": JsonRecordIOManager(base_dir=str(lay.io)),
     }
 

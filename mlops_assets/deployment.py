@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 import mlflow
 from dagster import AssetExecutionContext, Config, Failure, MetadataValue, Output, asset
 
+from mlops_assets.core.contracts import CANARY, CHAMPION, PREVIOUS
 from mlops_assets.core.deployment import STRATEGIES, smoke_test
 from mlops_assets.core.features import xy
 from mlops_assets.evaluation import SMOKE_ROWS
-from resources import CANARY, CHAMPION, PREVIOUS, Alerter, DataStore, MlflowTracking, ServingGateway
+from mlops_assets.records import CanaryReleaseRecord, DeploymentRecord, EvaluationRecord, RegisteredModelRecord
+from resources import Alerter, DataStore, MlflowTracking, ServingGateway
 
 
 class DeploymentConfig(Config):
@@ -31,7 +33,8 @@ class DeploymentConfig(Config):
 )
 def deployment(context: AssetExecutionContext, config: DeploymentConfig, store: DataStore,
                tracking: MlflowTracking, gateway: ServingGateway, alerts: Alerter,
-               registered_model: dict, model_evaluation: dict) -> Output[dict]:
+               registered_model: RegisteredModelRecord, model_evaluation: EvaluationRecord,
+               ) -> Output[DeploymentRecord]:
     if config.strategy not in STRATEGIES:
         raise Failure(description=f"unknown deployment strategy {config.strategy!r}; choose one of {STRATEGIES}")
     spec = store.spec()
@@ -73,7 +76,7 @@ def deployment(context: AssetExecutionContext, config: DeploymentConfig, store: 
                                       f"champion alias was moved back to v{restored or '-'}")
     elif config.wait_for_gateway:
         context.log.warning(f"no gateway answering at {gateway.url}: it will serve v{version} when it starts")
-    record = {"version": version, "previous": old, "strategy": config.strategy,
+    record: DeploymentRecord = {"version": version, "previous": old, "strategy": config.strategy,
               "gateway_confirmed": bool(served), "deployed_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "dataset_id": registered_model["dataset_id"]}
     return Output(record, metadata={
@@ -84,7 +87,7 @@ def deployment(context: AssetExecutionContext, config: DeploymentConfig, store: 
 
 
 def _start_canary(context: AssetExecutionContext, config: DeploymentConfig, tracking: MlflowTracking,
-                  gateway: ServingGateway, version: str, smoke: str, dataset_id: str) -> Output[dict]:
+                  gateway: ServingGateway, version: str, smoke: str, dataset_id: str) -> Output[DeploymentRecord]:
     if not 0 < config.canary_percent <= 100:
         raise Failure(description=f"canary_percent must be in (0, 100], got {config.canary_percent}")
     if tracking.version_by_alias(CHAMPION) is None:
@@ -94,7 +97,7 @@ def _start_canary(context: AssetExecutionContext, config: DeploymentConfig, trac
     tracking.start_canary(version, percent=percent, mode=config.strategy)
     context.log.info(f"v{version} in the canary slot ({config.strategy}, {percent}% of traffic)")
     served = gateway.wait_for_slot(CANARY, version) if config.wait_for_gateway and gateway.is_up() else None
-    record = {"version": tracking.version_by_alias(CHAMPION).version, "canary": version,
+    record: DeploymentRecord = {"version": tracking.version_by_alias(CHAMPION).version, "canary": version,
               "strategy": config.strategy, "canary_percent": percent, "gateway_confirmed": bool(served),
               "deployed_at": datetime.now(UTC).isoformat(timespec="seconds"), "dataset_id": dataset_id}
     return Output(record, metadata={"strategy": config.strategy, "canary": int(version),
@@ -116,7 +119,7 @@ class CanaryReleaseConfig(Config):
                 "carrying its evidence.",
 )
 def canary_release(context: AssetExecutionContext, config: CanaryReleaseConfig, tracking: MlflowTracking,
-                   gateway: ServingGateway, alerts: Alerter) -> Output[dict]:
+                   gateway: ServingGateway, alerts: Alerter) -> Output[CanaryReleaseRecord]:
     if config.action not in ("promote", "rollback"):
         raise Failure(description=f"action must be promote or rollback, got {config.action!r}")
     tracking.activate()
@@ -130,7 +133,7 @@ def canary_release(context: AssetExecutionContext, config: CanaryReleaseConfig, 
         alerts.alert("canary_rolled_back", f"canary v{config.version} withdrawn: " + "; ".join(config.evidence),
                      severity="error")
     served = gateway.wait_for_version(champion) if gateway.is_up() else None
-    record = {"action": config.action, "version": config.version, "champion": champion,
+    record: CanaryReleaseRecord = {"action": config.action, "version": config.version, "champion": champion,
               "evidence": list(config.evidence), "gateway_confirmed": bool(served),
               "decided_at": datetime.now(UTC).isoformat(timespec="seconds")}
     return Output(record, metadata={"action": config.action, "canary": int(config.version),

@@ -3,7 +3,6 @@
 import base64
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import mlflow
 from dagster import (
@@ -19,11 +18,13 @@ from dagster import (
 )
 
 from mlops_assets.core import evaluation as logic
+from mlops_assets.core.contracts import CHAMPION, LINEAGE_GATE
 from mlops_assets.core.features import xy
 from mlops_assets.core.plots import evaluation_plots
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.core.training import compute_metrics
-from resources import CHAMPION, Alerter, DataStore, MlflowTracking
+from mlops_assets.records import CandidateRecord, EvaluationRecord
+from resources import Alerter, DataStore, MlflowTracking
 
 SMOKE_ROWS = 50
 
@@ -44,7 +45,8 @@ class GateConfig(Config):
                 "model that misses a threshold or regresses against the champion.",
 )
 def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: DataStore,
-                     tracking: MlflowTracking, alerts: Alerter, candidate_model: dict) -> Output[dict]:
+                     tracking: MlflowTracking, alerts: Alerter, candidate_model: CandidateRecord,
+                     ) -> Output[EvaluationRecord]:
     spec = store.spec()
     holdout = store.holdout(candidate_model["dataset_id"])
     tracking.activate()
@@ -70,10 +72,10 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: 
     client = tracking.client()
     for k, v in cand_metrics.items():
         client.log_metric(candidate_model["run_id"], f"eval_{k}", v)
-    client.set_tag(candidate_model["run_id"], "mlops.gate", "passed" if verdict.passed else "failed")
+    client.set_tag(candidate_model["run_id"], LINEAGE_GATE, "passed" if verdict.passed else "failed")
 
     x, _ = xy(holdout.head(SMOKE_ROWS), spec)
-    record: dict[str, Any] = {
+    record: EvaluationRecord = {
         **{k: candidate_model[k] for k in ("run_id", "model_uri", "dataset_id", "fingerprint")},
         "candidate_metrics": cand_metrics,
         "champion_version": champion_version.version if champion_version else None,
@@ -103,7 +105,7 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: 
 @asset_check(asset=model_evaluation, blocking=True,
              description="Blocks registration unless every threshold holds and the candidate does not regress "
                          "against the champion on the same holdout rows.")
-def quality_gate(context: AssetCheckExecutionContext, model_evaluation: dict) -> AssetCheckResult:
+def quality_gate(context: AssetCheckExecutionContext, model_evaluation: EvaluationRecord) -> AssetCheckResult:
     gate = model_evaluation["gate"]
     return AssetCheckResult(
         passed=gate["passed"],

@@ -6,6 +6,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from mlops_assets.core import data as data_logic
 from mlops_assets.core import features as logic
 from mlops_assets.core.tables import markdown_table
+from mlops_assets.records import DatasetRecord, FeaturesRecord
 from resources import DataStore
 
 
@@ -20,7 +21,7 @@ class FeaturesConfig(Config):
                 "so a row never moves between sides across versions and every model is judged on unseen rows.",
 )
 def features(context: AssetExecutionContext, config: FeaturesConfig, store: DataStore,
-             dataset: dict) -> Output[dict]:
+             dataset: DatasetRecord) -> Output[FeaturesRecord]:
     spec = store.spec()
     total = max(int(dataset.get("rows", 0)), 1)
     try:
@@ -34,7 +35,7 @@ def features(context: AssetExecutionContext, config: FeaturesConfig, store: Data
         raise Failure(description=f"feature validation failed for dataset {dataset['id']}: {rejected}") \
             from rejected
     train, holdout = profiles["train"], profiles["holdout"]
-    record = {"dataset_id": dataset["id"], "train_rows": train.rows, "holdout_rows": holdout.rows}
+    record: FeaturesRecord = {"dataset_id": dataset["id"], "train_rows": train.rows, "holdout_rows": holdout.rows}
     context.log.info(f"features for {dataset['id']}: {train.rows} train / {holdout.rows} holdout")
     return Output(record, data_version=DataVersion(dataset["id"]), metadata={
         "dataset_version": dataset["id"],

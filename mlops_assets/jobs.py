@@ -2,7 +2,7 @@
 
 from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
 
-from mlops_assets import tags
+from mlops_assets.core.contracts import RUN_KIND, RunKind
 from mlops_assets.data import dataset, raw_batches
 from mlops_assets.deployment import canary_release, deployment
 from mlops_assets.evaluation import model_evaluation
@@ -16,7 +16,7 @@ from resources import MlflowTracking, ServingGateway
 ingest_job = define_asset_job(
     "ingest_job", selection=AssetSelection.assets(raw_batches), partitions_def=batch_partitions,
     description="Validate one landed batch and store it content-addressed (or quarantine it).",
-    tags={tags.RUN_KIND: "ingest"},
+    tags={RUN_KIND: RunKind.INGEST},
 )
 
 training_job = define_asset_job(
@@ -25,21 +25,21 @@ training_job = define_asset_job(
                                     deployment),
     description="Continuous training: new dataset version -> features -> train (tune if below target) -> "
                 "evaluate and gate -> register -> deploy.",
-    tags={tags.RUN_KIND: "training"},
+    tags={RUN_KIND: RunKind.TRAINING},
 )
 
 monitoring_job = define_asset_job(
     "monitoring_job", selection=AssetSelection.assets(drift_report, live_performance),
     partitions_def=daily_partitions,
     description="Drift report and live performance for one day of served traffic.",
-    tags={tags.RUN_KIND: "monitoring"},
+    tags={RUN_KIND: RunKind.MONITORING},
 )
 
 
 canary_job = define_asset_job(
     "canary_job", selection=AssetSelection.assets(canary_release),
     description="Promote or withdraw the model in the canary slot (launched by the canary sensor).",
-    tags={tags.RUN_KIND: "deployment"},
+    tags={RUN_KIND: RunKind.DEPLOYMENT},
 )
 
 
@@ -52,7 +52,7 @@ def rollback_champion(context: OpExecutionContext, tracking: MlflowTracking, gat
         context.log.warning(f"the gateway at {gateway.url} has not switched to v{to_version} yet")
 
 
-@job(description="Roll the serving model back to the previous champion.", tags={tags.RUN_KIND: "rollback"})
+@job(description="Roll the serving model back to the previous champion.", tags={RUN_KIND: RunKind.ROLLBACK})
 def rollback_job() -> None:
     rollback_champion()
 

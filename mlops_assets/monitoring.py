@@ -19,14 +19,15 @@ from dagster import (
     asset,
 )
 
-from mlops_assets import tags
+from mlops_assets.core import contracts
+from mlops_assets.core.contracts import CHAMPION
 from mlops_assets.core.drift import DriftConfig, detect_drift
 from mlops_assets.core.monitoring import decay_detected, join_feedback, live_metrics
 from mlops_assets.core.plots import drift_overlays
 from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.partitions import daily_partitions
-from resources import CHAMPION, Alerter, DataStore, MlflowTracking, PredictionLog
+from resources import Alerter, DataStore, MlflowTracking, PredictionLog
 
 REFERENCE_PREDICTIONS = 5000  # training rows the champion re-predicts as the reference output distribution
 
@@ -55,8 +56,7 @@ def _champion_context(tracking: MlflowTracking) -> tuple[str | None, str | None,
     champion = tracking.version_by_alias(CHAMPION)
     if champion is None:
         return None, None, {}
-    offline = {k.removeprefix("metric."): float(v) for k, v in champion.tags.items() if k.startswith("metric.")}
-    return champion.version, champion.tags.get(tags.LINEAGE_DATASET), offline
+    return champion.version, champion.tags.get(contracts.LINEAGE_DATASET), champion.offline_metrics()
 
 
 def _drift_for_day(day: date, config: DriftReportConfig, store: DataStore, tracking: MlflowTracking,

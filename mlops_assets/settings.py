@@ -1,8 +1,10 @@
-"""Where the platform keeps its state, and how the environment overrides it.
+"""Where the platform keeps its state, and every environment variable it reads: the one module that looks at
+``os.environ`` (README's "Configuration" lists the same variables).
 
 Everything on the embedded default lives under one home directory (``MLOPS_HOME``, default ``~/.mlops``):
 deleting it resets the platform. Each path can be moved elsewhere by configuration, which is how the same
-code scales out (an MLflow server, an object store, PostgreSQL for Dagster).
+code scales out (an MLflow server, an object store, PostgreSQL for Dagster). A malformed number or switch fails
+at once with the variable's name, never as a silent default.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_HOME = "~/.mlops"
 DEFAULT_MODEL_NAME = "mlops-model"
@@ -112,3 +115,90 @@ def experiment_name() -> str:
 
 def gateway_url() -> str:
     return os.environ.get("MLOPS_GATEWAY_URL", "http://127.0.0.1:5005")
+
+
+def dagster_home(lay: Layout | None = None) -> Path:
+    """Dagster's instance directory: ``DAGSTER_HOME`` when set, else the embedded one under the home."""
+    return Path(os.environ.get("DAGSTER_HOME") or (lay or layout()).dagster_home)
+
+
+def git_commit_override() -> str | None:
+    """The commit to record when the code does not run from a checkout (``MLOPS_GIT_COMMIT``, e.g. in an image)."""
+    return os.environ.get("MLOPS_GIT_COMMIT") or None
+
+
+def store_url(lay: Layout | None = None) -> str:
+    """The data store: ``MLOPS_STORE_URL`` (a path or an fsspec URL such as ``s3://bucket/store``)."""
+    return os.environ.get("MLOPS_STORE_URL") or str((lay or layout()).store)
+
+
+def dataset_spec_path() -> str | None:
+    """The dataset spec file (``MLOPS_DATASET``); None: the built-in demo spec."""
+    return os.environ.get("MLOPS_DATASET") or None
+
+
+def settle_seconds() -> float:
+    """How long a landed file must be unchanged before it is ingested (``MLOPS_SETTLE_SECONDS``)."""
+    return _number("MLOPS_SETTLE_SECONDS", 1.0)
+
+
+def mlflow_ui_url() -> str:
+    return os.environ.get("MLOPS_MLFLOW_UI_URL", "http://127.0.0.1:5000")
+
+
+def gateway_timeout_seconds() -> float:
+    """How long a deployment waits for the gateway to serve a new version (``MLOPS_GATEWAY_TIMEOUT``)."""
+    return _number("MLOPS_GATEWAY_TIMEOUT", 60.0)
+
+
+ALERT_WEBHOOK_VAR = "MLOPS_ALERT_WEBHOOK"  # a secret: resources read it through Dagster's EnvVar
+
+
+def alert_webhook_configured() -> bool:
+    return bool(os.environ.get(ALERT_WEBHOOK_VAR))
+
+
+def admin_token() -> str | None:
+    """The gateway's admin token (``MLOPS_ADMIN_TOKEN``); None disables the admin endpoints."""
+    return os.environ.get("MLOPS_ADMIN_TOKEN") or None
+
+
+# ContinuousTraining fields that the environment may override: field -> (variable, type).
+_POLICY_ENV: dict[str, tuple[str, type]] = {
+    "retrain_on_new_data": ("MLOPS_RETRAIN_ON_NEW_DATA", bool),
+    "retrain_on_drift": ("MLOPS_RETRAIN_ON_DRIFT", bool),
+    "retrain_on_decay": ("MLOPS_RETRAIN_ON_DECAY", bool),
+    "drift_every_rows": ("MLOPS_DRIFT_EVERY_ROWS", int),
+    "retrain_cooldown_seconds": ("MLOPS_RETRAIN_COOLDOWN_SECONDS", float),
+    "canary_min_requests": ("MLOPS_CANARY_MIN_REQUESTS", int),
+    "canary_min_labeled": ("MLOPS_CANARY_MIN_LABELED", int),
+}
+
+
+def continuous_training_overrides() -> dict[str, Any]:
+    """The continuous-training policy fields set in the environment (the resource keeps its defaults for the
+    rest, so each default is written once)."""
+    out: dict[str, Any] = {}
+    for name, (var, kind) in _POLICY_ENV.items():
+        if os.environ.get(var) is not None:
+            out[name] = _flag(var) if kind is bool else _number(var, 0, kind)
+    return out
+
+
+def _flag(var: str) -> bool:
+    value = os.environ[var].strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"{var}={os.environ[var]!r} is not a switch: use true or false")
+
+
+def _number(var: str, default: float, kind: type = float) -> Any:
+    raw = os.environ.get(var)
+    if raw is None or not raw.strip():
+        return kind(default)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{var}={raw!r} is not a{'n integer' if kind is int else ' number'}") from None

@@ -14,12 +14,15 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from mlflow.models import infer_signature
 from sklearn.model_selection import cross_val_score
 
-from mlops_assets import tags
+from mlops_assets.core import contracts
 from mlops_assets.core import training as logic
+from mlops_assets.core.code_version import code_version
+from mlops_assets.core.contracts import CHAMPION, Trigger
 from mlops_assets.core.features import xy
+from mlops_assets.core.registry import VersionInfo, lineage_tags
 from mlops_assets.core.tables import markdown_table
-from mlops_assets.version import code_version, git_commit
-from resources import CHAMPION, DataStore, MlflowTracking
+from mlops_assets.records import CandidateRecord, FeaturesRecord
+from resources import DataStore, MlflowTracking
 
 
 class TrainingConfig(Config):
@@ -60,7 +63,7 @@ def _cv_score(result: logic.TrainResult, train: pd.DataFrame, spec, metric: str,
     return float(abs(scores.mean()))
 
 
-def _record_of_version(tracking: MlflowTracking, version, dataset_id: str, fp: str) -> dict[str, Any]:
+def _record_of_version(tracking: MlflowTracking, version: VersionInfo, dataset_id: str, fp: str) -> CandidateRecord:
     run = tracking.client().get_run(version.run_id)
     metrics = {k.removeprefix("holdout_"): v for k, v in run.data.metrics.items() if k.startswith("holdout_")}
     cv = {k: v for k, v in run.data.metrics.items() if k.startswith("cv_") and not k.endswith("_baseline")}
@@ -68,7 +71,7 @@ def _record_of_version(tracking: MlflowTracking, version, dataset_id: str, fp: s
     return {"run_id": version.run_id, "model_uri": version.source, "dataset_id": dataset_id, "fingerprint": fp,
             "metrics": metrics, "cv_score": score, "target_metric": metric.removeprefix("cv_"),
             "params": {k.removeprefix("config."): v for k, v in run.data.params.items() if k.startswith("config.")},
-            "tuned": run.data.tags.get("mlops.tuned") == "true", "experiment_id": run.info.experiment_id}
+            "tuned": run.data.tags.get(contracts.TUNED_TAG) == "true", "experiment_id": run.info.experiment_id}
 
 
 @asset(
@@ -81,17 +84,17 @@ def _record_of_version(tracking: MlflowTracking, version, dataset_id: str, fp: s
                 "trained on the same data, config and code.",
 )
 def candidate_model(context: AssetExecutionContext, config: TrainingConfig, store: DataStore,
-                    tracking: MlflowTracking, features: dict):
+                    tracking: MlflowTracking, features: FeaturesRecord):
     spec = store.spec()
     dataset_id = features["dataset_id"]
     fp = fingerprint(dataset_id, config)
     champion = tracking.version_by_alias(CHAMPION)
-    if champion is not None and champion.tags.get(tags.LINEAGE_FINGERPRINT) == fp:
+    if champion is not None and champion.tags.get(contracts.LINEAGE_FINGERPRINT) == fp:
         context.log.info(f"champion v{champion.version} was trained on dataset {dataset_id} with this config and "
                          "code: nothing to retrain, downstream stages are skipped")
         return
 
-    registered = [v for v in tracking.versions() if v.tags.get(tags.LINEAGE_FINGERPRINT) == fp]
+    registered = [v for v in tracking.versions() if v.tags.get(contracts.LINEAGE_FINGERPRINT) == fp]
     if registered:
         # A run that registered this exact model and died before deploying it: reuse it, don't train again.
         reused = registered[-1]
@@ -106,12 +109,9 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
     metric = config.target_metric or logic.PRIMARY_METRIC[spec.task]
     target = config.target_value if config.target_value is not None else logic.DEFAULT_TARGET[spec.task]
     experiment_id = tracking.activate()
-    run_tags = {
-        tags.LINEAGE_DATASET: dataset_id, tags.LINEAGE_RUN_ID: context.run_id,
-        tags.LINEAGE_CODE: code_version(), tags.LINEAGE_COMMIT: git_commit() or "unknown",
-        tags.LINEAGE_FINGERPRINT: fp, tags.LINEAGE_TRIGGER: context.run.tags.get(tags.TRIGGER, "manual"),
-        "mlflow.source.git.commit": git_commit() or "unknown",
-    }
+    run_tags = lineage_tags(dataset_id=dataset_id, dagster_run_id=context.run_id, fingerprint=fp,
+                            trigger=context.run.tags.get(contracts.TRIGGER, Trigger.MANUAL))
+    run_tags[contracts.MLFLOW_GIT_COMMIT] = run_tags[contracts.LINEAGE_COMMIT]
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{dataset_id}-{context.run_id[:8]}",
                           tags=run_tags) as run:
         mlflow.log_params({"config." + k: json.dumps(v) if isinstance(v, dict) else v
@@ -135,7 +135,7 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
                                 space=dict(config.search_space) or None)
             for i, trial in enumerate(result.trials):
                 with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{i:03d}", nested=True,
-                                      tags={"mlops.trial": str(i), **run_tags}):
+                                      tags={contracts.TRIAL_TAG: str(i), **run_tags}):
                     mlflow.log_params(trial["params"])
                     mlflow.log_metrics({"cv_score": trial["score"], "n_resources": trial["n_resources"],
                                         "iteration": trial["iteration"]})
@@ -146,7 +146,7 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
         mlflow.log_params({f"pipeline.{k}": v for k, v in result.model.get_params(deep=True).items()
                            if isinstance(v, str | int | float | bool | None)})
         mlflow.log_param("estimator.class", type(result.model.named_steps["model"]).__name__)
-        mlflow.set_tag("mlops.tuned", str(result.tuned).lower())
+        mlflow.set_tag(contracts.TUNED_TAG, str(result.tuned).lower())
 
         metrics = logic.compute_metrics(result.model, holdout, spec)
         mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items() if not np.isnan(v)})
@@ -160,7 +160,7 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
         info = mlflow.sklearn.log_model(result.model, name="model", signature=signature, input_example=example,
                                         serialization_format="skops", pip_requirements=_pip_requirements(),
                                         skops_trusted_types=logic.skops_trusted_types(result.model))
-    record = {
+    record: CandidateRecord = {
         "run_id": run.info.run_id, "model_uri": info.model_uri, "dataset_id": dataset_id, "fingerprint": fp,
         "metrics": metrics, "cv_score": score, "target_metric": metric, "params": result.params,
         "tuned": result.tuned, "experiment_id": experiment_id,

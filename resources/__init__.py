@@ -1,12 +1,12 @@
 """Dagster resources: the platform's only I/O boundary."""
 
 from resources.alerts import Alerter
+from resources.continuous_training import ContinuousTraining
 from resources.gateway import ServingGateway
 from resources.io_manager import JsonRecordIOManager
-from resources.policy import ContinuousTraining
 from resources.prediction_log import PredictionLog
 from resources.store import DataStore, LandingFileError
-from resources.tracking import CANARY, CHALLENGER, CHAMPION, PREVIOUS, MlflowTracking
+from resources.tracking import MlflowTracking
 
-__all__ = ["CANARY", "CHALLENGER", "CHAMPION", "PREVIOUS", "Alerter", "ContinuousTraining", "DataStore",
-           "JsonRecordIOManager", "LandingFileError", "MlflowTracking", "PredictionLog", "ServingGateway"]
+__all__ = ["Alerter", "ContinuousTraining", "DataStore", "JsonRecordIOManager", "LandingFileError", "MlflowTracking",
+           "PredictionLog", "ServingGateway"]

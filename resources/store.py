@@ -296,6 +296,14 @@ class DataStore(ConfigurableResource):
         return self.sample_features(dataset_id, "holdout", self.spec().max_holdout_rows)[0]
 
     # --- dataset versions -----------------------------------------------------------------------
+    def current_dataset(self) -> dict[str, Any] | None:
+        """The dataset version the accepted batches form under the current spec (not saved; None before the
+        first batch): the one computation behind the ``dataset`` asset and the new-dataset sensor."""
+        spec = self.spec()
+        digest = data_logic.schema_hash(data_logic.raw_schema(spec))
+        batches = [b for b in self.batch_records() if b.get("schema_hash") == digest]
+        return data_logic.build_manifest(batches, spec_name=spec.name, schema_digest=digest) if batches else None
+
     def save_dataset(self, manifest: dict[str, Any]) -> dict[str, Any]:
         existing = self.load_manifest(manifest["id"])
         if existing:

@@ -5,14 +5,14 @@ from typing import Any
 
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from mlops_assets import tags
+from mlops_assets.core.contracts import RUN_KIND, RunKind
 
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
              DagsterRunStatus.STARTED]
 
 
 def runs_in_flight(instance: DagsterInstance, run_kind: str) -> int:
-    return len(instance.get_run_ids(filters=RunsFilter(statuses=IN_FLIGHT, tags={tags.RUN_KIND: run_kind})))
+    return len(instance.get_run_ids(filters=RunsFilter(statuses=IN_FLIGHT, tags={RUN_KIND: run_kind})))
 
 
 def latest_metadata(instance: DagsterInstance, asset: str) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def latest_metadata(instance: DagsterInstance, asset: str) -> dict[str, Any]:
 
 def seconds_since_last_training(instance: DagsterInstance) -> float | None:
     """Age of the newest training run (None if there was none), for the retraining cooldown."""
-    runs = instance.get_run_records(filters=RunsFilter(tags={tags.RUN_KIND: "training"}), limit=1)
+    runs = instance.get_run_records(filters=RunsFilter(tags={RUN_KIND: RunKind.TRAINING}), limit=1)
     if not runs:
         return None
     return time.time() - runs[0].create_timestamp.timestamp()

@@ -4,12 +4,12 @@ import json
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
-from mlops_assets import tags
+from mlops_assets.core import contracts, triggers
 from mlops_assets.core import data as data_logic
-from mlops_assets.core import triggers
+from mlops_assets.core.contracts import CHAMPION, RunKind, Trigger
 from mlops_assets.jobs import ingest_job, training_job
 from mlops_assets.partitions import batch_partitions
-from resources import CHAMPION, Alerter, ContinuousTraining, DataStore, LandingFileError, MlflowTracking
+from resources import Alerter, ContinuousTraining, DataStore, LandingFileError, MlflowTracking
 from sensors.common import runs_in_flight
 
 
@@ -44,7 +44,7 @@ def new_data_sensor(context: SensorEvaluationContext, store: DataStore, alerts: 
             known.add(key)
         requests.append(RunRequest(
             partition_key=key, run_key=triggers.ingest_run_key(name, sha),
-            tags={tags.SOURCE_FILE: name, tags.SOURCE_SHA256: sha, tags.TRIGGER: "new_data"}))
+            tags={contracts.SOURCE_FILE: name, contracts.SOURCE_SHA256: sha, contracts.TRIGGER: Trigger.NEW_DATA}))
     for name in list(seen):
         if name not in listing:
             seen.pop(name)  # moved away (quarantined): a corrected file of that name counts as new
@@ -56,27 +56,25 @@ def new_data_sensor(context: SensorEvaluationContext, store: DataStore, alerts: 
         description="Starts continuous training when the accepted batches form a dataset version the champion "
                     "was not trained on (waits for ingestion in flight, so a burst of files trains once).")
 def new_dataset_sensor(context: SensorEvaluationContext, store: DataStore, tracking: MlflowTracking,
-                       policy: ContinuousTraining):
-    if not policy.retrain_on_new_data:
+                       continuous_training: ContinuousTraining):
+    if not continuous_training.retrain_on_new_data:
         return SkipReason("retraining on new data is switched off (ContinuousTraining.retrain_on_new_data)")
-    if runs_in_flight(context.instance, "ingest"):
+    if runs_in_flight(context.instance, RunKind.INGEST):
         return SkipReason("ingestion runs in flight: waiting for them to finish")
-    if runs_in_flight(context.instance, "training"):
+    if runs_in_flight(context.instance, RunKind.TRAINING):
         return SkipReason("a training run is in flight")
-    spec = store.spec()
-    digest = data_logic.schema_hash(data_logic.raw_schema(spec))
-    batches = [b for b in store.batch_records() if b.get("schema_hash") == digest]
-    if not batches:
+    current = store.current_dataset()
+    if current is None:
         return SkipReason("no accepted batches yet")
-    dataset_id = data_logic.build_manifest(batches, spec_name=spec.name, schema_digest=digest)["id"]
+    dataset_id = current["id"]
     if context.cursor == dataset_id:
         return SkipReason(f"training for dataset {dataset_id} already requested")
     champion = tracking.version_by_alias(CHAMPION)
-    if champion is not None and champion.tags.get(tags.LINEAGE_DATASET) == dataset_id:
+    if champion is not None and champion.tags.get(contracts.LINEAGE_DATASET) == dataset_id:
         return SensorResult(skip_reason=f"champion v{champion.version} already trained on {dataset_id}",
                             cursor=dataset_id)
     return SensorResult(
         run_requests=[RunRequest(
             run_key=f"data:{dataset_id}",
-            tags={tags.TRIGGER: "new_data", tags.DATASET_VERSION: dataset_id})],
+            tags={contracts.TRIGGER: Trigger.NEW_DATA, contracts.DATASET_VERSION: dataset_id})],
         cursor=dataset_id)

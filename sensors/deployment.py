@@ -4,16 +4,17 @@ from datetime import UTC, datetime
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
+from mlops_assets.core.contracts import CANARY, CANARY_VERSION, CHAMPION, TRIGGER, Trigger
 from mlops_assets.core.deployment import canary_decision, slot_stats
 from mlops_assets.jobs import canary_job
-from resources import CANARY, CHAMPION, ContinuousTraining, MlflowTracking, PredictionLog
+from resources import ContinuousTraining, MlflowTracking, PredictionLog
 
 
 @sensor(job=canary_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
         description="While a model is in the canary slot, compares its error rate, latency and (once labels "
                     "arrive) accuracy with the champion's over today's traffic; promotes or rolls back.")
 def canary_sensor(context: SensorEvaluationContext, tracking: MlflowTracking, prediction_log: PredictionLog,
-                  policy: ContinuousTraining):
+                  continuous_training: ContinuousTraining):
     canary, champion = tracking.version_by_alias(CANARY), tracking.version_by_alias(CHAMPION)
     if canary is None or champion is None:
         return SkipReason("no canary release in progress")
@@ -24,6 +25,7 @@ def canary_sensor(context: SensorEvaluationContext, tracking: MlflowTracking, pr
         rows = rows.merge(labels[["request_id", "row", "label"]], on=["request_id", "row"], how="left")
     champ = rows[(rows["slot"] == CHAMPION) & (rows["model_version"] == champion.version)] if not rows.empty else rows
     cand = rows[(rows["slot"] != CHAMPION) & (rows["model_version"] == canary.version)] if not rows.empty else rows
+    policy = continuous_training
     decision = canary_decision(
         slot_stats(champ), slot_stats(cand), min_requests=policy.canary_min_requests,
         min_labeled=policy.canary_min_labeled, max_error_rate_increase=policy.canary_max_error_rate_increase,
@@ -34,5 +36,5 @@ def canary_sensor(context: SensorEvaluationContext, tracking: MlflowTracking, pr
         run_key=f"canary:v{canary.version}:{decision.action}",
         run_config={"ops": {"canary_release": {"config": {"action": decision.action, "version": canary.version,
                                                           "evidence": decision.reasons}}}},
-        tags={"mlops/trigger": "canary", "mlops/canary_version": canary.version},
+        tags={TRIGGER: Trigger.CANARY, CANARY_VERSION: canary.version},
     )

@@ -15,16 +15,16 @@ from dagster import (
     sensor,
 )
 
-from mlops_assets import tags
 from mlops_assets.core import triggers
+from mlops_assets.core.contracts import CHAMPION, CHAMPION_VERSION, TRIGGER, RunKind, Trigger
 from mlops_assets.jobs import monitoring_job, training_job
-from resources import CHAMPION, ContinuousTraining, MlflowTracking, PredictionLog
+from resources import ContinuousTraining, MlflowTracking, PredictionLog
 from sensors.common import latest_metadata, runs_in_flight, seconds_since_last_training
 
 
-def _cooling_down(context: SensorEvaluationContext, policy: ContinuousTraining) -> bool:
+def _cooling_down(context: SensorEvaluationContext, continuous_training: ContinuousTraining) -> bool:
     age = seconds_since_last_training(context.instance)
-    return age is not None and age < policy.retrain_cooldown_seconds
+    return age is not None and age < continuous_training.retrain_cooldown_seconds
 
 
 def _today() -> str:
@@ -36,24 +36,24 @@ def _today() -> str:
                     "served; when the newest drift report finds drift against the serving champion, launches "
                     "one retraining for that drift episode.")
 def drift_sensor(context: SensorEvaluationContext, tracking: MlflowTracking, prediction_log: PredictionLog,
-                 policy: ContinuousTraining):
+                 continuous_training: ContinuousTraining):
     state = json.loads(context.cursor) if context.cursor else {}
     today = _today()
     requests = []
     rows = prediction_log.count(datetime.fromisoformat(today).date())
     last = state.get("rows", 0) if state.get("day") == today else 0
-    if triggers.monitoring_due(rows, last, policy.drift_every_rows) and not runs_in_flight(context.instance,
-                                                                                             "monitoring"):
+    if triggers.monitoring_due(rows, last, continuous_training.drift_every_rows) \
+            and not runs_in_flight(context.instance, RunKind.MONITORING):
         requests.append(RunRequest(job_name=monitoring_job.name, partition_key=today,
-                                   run_key=f"monitor:{today}:{rows}", tags={tags.TRIGGER: "traffic"}))
+                                   run_key=f"monitor:{today}:{rows}", tags={TRIGGER: Trigger.TRAFFIC}))
         state = {"day": today, "rows": rows}
     champion = tracking.version_by_alias(CHAMPION)
     key = triggers.drift_retrain_key(latest_metadata(context.instance, "drift_report"),
                                      champion.version if champion else None)
-    if key and policy.retrain_on_drift and not runs_in_flight(context.instance, "training") \
-            and not _cooling_down(context, policy):
+    if key and continuous_training.retrain_on_drift and not runs_in_flight(context.instance, RunKind.TRAINING) \
+            and not _cooling_down(context, continuous_training):
         requests.append(RunRequest(job_name=training_job.name, run_key=key,
-                                   tags={tags.TRIGGER: "drift", tags.CHAMPION_VERSION: champion.version}))
+                                   tags={TRIGGER: Trigger.DRIFT, CHAMPION_VERSION: champion.version}))
     if not requests:
         return SensorResult(skip_reason=f"{rows} predictions today; no new evidence", cursor=json.dumps(state))
     return SensorResult(run_requests=requests, cursor=json.dumps(state))
@@ -62,20 +62,21 @@ def drift_sensor(context: SensorEvaluationContext, tracking: MlflowTracking, pre
 @sensor(job=training_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
         description="Launches one retraining when live performance (from delivered labels) has decayed "
                     "significantly below the champion's offline holdout metric.")
-def performance_sensor(context: SensorEvaluationContext, tracking: MlflowTracking, policy: ContinuousTraining):
-    if not policy.retrain_on_decay:
+def performance_sensor(context: SensorEvaluationContext, tracking: MlflowTracking,
+                       continuous_training: ContinuousTraining):
+    if not continuous_training.retrain_on_decay:
         return SkipReason("retraining on decay is switched off (ContinuousTraining.retrain_on_decay)")
     champion = tracking.version_by_alias(CHAMPION)
     key = triggers.decay_retrain_key(latest_metadata(context.instance, "live_performance"),
                                      champion.version if champion else None)
     if key is None:
         return SkipReason("no significant decay of the serving champion")
-    if runs_in_flight(context.instance, "training"):
+    if runs_in_flight(context.instance, RunKind.TRAINING):
         return SkipReason("a training run is in flight")
-    if _cooling_down(context, policy):
+    if _cooling_down(context, continuous_training):
         return SkipReason(f"decay seen, but the last training run is younger than "
-                          f"{policy.retrain_cooldown_seconds:.0f}s (cooldown)")
-    return RunRequest(run_key=key, tags={tags.TRIGGER: "decay", tags.CHAMPION_VERSION: champion.version})
+                          f"{continuous_training.retrain_cooldown_seconds:.0f}s (cooldown)")
+    return RunRequest(run_key=key, tags={TRIGGER: Trigger.DECAY, CHAMPION_VERSION: champion.version})
 
 
 champion_reevaluation_schedule = build_schedule_from_partitioned_job(

@@ -14,10 +14,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.server import get_app_client
 from servers import MlflowServer
 
+from mlops_assets.core.contracts import CHAMPION, PREVIOUS
 from mlops_assets.core.demo import write_batches
 from mlops_assets.definitions import build_definitions
 from mlops_assets.runner import Runner
-from resources import CHAMPION, PREVIOUS
 
 ADMIN_PASSWORD = "admin-test-only-9f3"  # a loopback-only throwaway credential for this test server
 PLATFORM_PASSWORD = "platform-test-only-4c1"

@@ -7,14 +7,14 @@ import httpx
 import mlflow
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from mlops_assets import tags
 from mlops_assets.cli import main
+from mlops_assets.core import contracts
+from mlops_assets.core.contracts import CHAMPION, PREVIOUS
 from mlops_assets.core.demo import make_batch
 from mlops_assets.core.predictions import read_feedback, read_predictions
 from mlops_assets.definitions import build_definitions
 from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
 from mlops_assets.traffic import _records
-from resources import CHAMPION, PREVIOUS
 
 
 def test_demo_loop_retrains_on_drifted_data_and_redeploys(lay, monkeypatch, capsys):
@@ -28,7 +28,7 @@ def test_demo_loop_retrains_on_drifted_data_and_redeploys(lay, monkeypatch, caps
     champion = tracking.version_by_alias(CHAMPION)
     assert int(champion.version) >= 2
     assert tracking.version_by_alias(PREVIOUS).version == "1"
-    manifest = store.load_manifest(champion.tags[tags.LINEAGE_DATASET])
+    manifest = store.load_manifest(champion.tags[contracts.LINEAGE_DATASET])
     assert sum(b["partition"].endswith("_drift") for b in manifest["batches"]) == 2
     assert f"champion: v{champion.version} trained on dataset {manifest['id']}" in out
     assert "drift detected on served traffic: yes" in out

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets import tags
-from mlops_assets.core import data
+from mlops_assets.core import contracts, data
 from mlops_assets.core.demo import make_batch
 from mlops_assets.core.spec import demo_spec
 
@@ -100,7 +99,7 @@ def test_the_asset_stores_the_same_object_whatever_its_chunk_size(defs, instance
         frame.to_csv(lay.landing / f"{key}.csv", index=False)
         instance.add_dynamic_partitions("batches", [key])
         result = defs.resolve_job_def("ingest_job").execute_in_process(
-            instance=instance, partition_key=key, tags={tags.SOURCE_FILE: f"{key}.csv"},
+            instance=instance, partition_key=key, tags={contracts.SOURCE_FILE: f"{key}.csv"},
             run_config={"ops": {"raw_batches": {"config": {"chunk_rows": chunk_rows}}}})
         assert result.success
         digests.append(store.batch_record(key)["sha256"])

@@ -11,12 +11,13 @@ import mlflow
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterRunStatus, RunsFilter
 
-from mlops_assets import settings, tags
+from mlops_assets import settings
+from mlops_assets.core import contracts
+from mlops_assets.core.contracts import CHAMPION
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.predictions import FEEDBACK, PREDICTIONS, JsonlLog
 from mlops_assets.definitions import build_definitions
 from mlops_assets.runner import Runner
-from resources import CHAMPION
 
 
 @pytest.fixture
@@ -97,12 +98,12 @@ def test_drift_launches_exactly_one_retraining_whose_model_serves(manual_retrain
     assert check[AssetCheckKey(AssetKey("drift_report"), "no_dataset_drift")].evaluation.passed is False
 
     tick = runner.tick("drift_sensor")
-    assert [(r.job, r.success, r.tags[tags.TRIGGER]) for r in tick.runs] == [("training_job", True, "drift")]
+    assert [(r.job, r.success, r.tags[contracts.TRIGGER]) for r in tick.runs] == [("training_job", True, "drift")]
     v2 = tracking.version_by_alias(CHAMPION)
     assert int(v2.version) == int(v1.version) + 1
-    manifest = store.load_manifest(v2.tags[tags.LINEAGE_DATASET])
+    manifest = store.load_manifest(v2.tags[contracts.LINEAGE_DATASET])
     assert sum("_drift" in b["partition"] for b in manifest["batches"]) == 2
-    assert v2.tags[tags.LINEAGE_TRIGGER] == "drift"
+    assert v2.tags[contracts.LINEAGE_TRIGGER] == "drift"
 
     # The same drift episode never launches a second retraining.
     for _ in range(3):
@@ -134,7 +135,7 @@ def test_decay_in_delivered_labels_triggers_the_performance_sensor(manual_retrai
     assert cooling.runs == [] and "cooldown" in cooling.skip_message
 
     tick = runner.tick("performance_sensor")
-    assert [(r.job, r.success, r.tags[tags.TRIGGER]) for r in tick.runs] == [("training_job", True, "decay")]
+    assert [(r.job, r.success, r.tags[contracts.TRIGGER]) for r in tick.runs] == [("training_job", True, "decay")]
     assert int(tracking.version_by_alias(CHAMPION).version) == int(v1.version) + 1
     assert runner.tick("performance_sensor").runs == []
     assert "performance_decay" in [a["kind"] for a in defs.resources["alerts"].history()]
@@ -151,7 +152,7 @@ def test_drift_and_decay_firing_together_start_one_retraining(manual_retraining,
     drift_requests, drift_job, _ = runner.evaluate("drift_sensor")
     decay_requests, decay_job, _ = runner.evaluate("performance_sensor")
     requested = [r for r in drift_requests if r.job_name == "training_job"] + decay_requests
-    assert [r.tags[tags.TRIGGER] for r in requested] == ["drift", "decay"]
+    assert [r.tags[contracts.TRIGGER] for r in requested] == ["drift", "decay"]
 
     first = runner.execute("drift_sensor", requested[0], drift_job)
     second = runner.execute("performance_sensor", requested[1], decay_job)

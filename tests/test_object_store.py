@@ -10,11 +10,11 @@ import pytest
 from test_monitoring import serve
 
 from mlops_assets import settings
+from mlops_assets.core.contracts import CHAMPION
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.predictions import PREDICTIONS, JsonlLog, read_predictions
 from mlops_assets.definitions import build_definitions
 from mlops_assets.runner import Runner
-from resources import CHAMPION
 
 
 @pytest.fixture

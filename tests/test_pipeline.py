@@ -15,10 +15,10 @@ import mlflow
 import numpy as np
 from dagster import AssetKey, DagsterInstance, Definitions
 
-from mlops_assets import tags
+from mlops_assets.core import contracts
+from mlops_assets.core.contracts import CHAMPION, PREVIOUS
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.runner import Runner
-from resources import CHAMPION, PREVIOUS
 
 
 def runner_for(defs: Definitions, instance: DagsterInstance, lay) -> Runner:
@@ -78,17 +78,17 @@ def test_full_chain_registers_and_deploys_with_lineage(defs, instance, lay):
     tracking = defs.resources["tracking"]
     champion = tracking.version_by_alias(CHAMPION)
     assert champion is not None and champion.version == "1"
-    dataset_id = champion.tags[tags.LINEAGE_DATASET]
+    dataset_id = champion.tags[contracts.LINEAGE_DATASET]
     manifest = defs.resources["store"].load_manifest(dataset_id)
     assert len(manifest["batches"]) == 3
-    assert champion.tags[tags.LINEAGE_RUN_ID] == runs[-1].run_id
+    assert champion.tags[contracts.LINEAGE_RUN_ID] == runs[-1].run_id
     assert float(champion.tags["metric.roc_auc"]) > 0.7
 
     run = tracking.client().get_run(champion.run_id)
     assert run.data.params["config.estimator"] == "hist_gradient_boosting"
     assert run.data.params["pipeline.model__learning_rate"] == "0.1"
     assert "holdout_roc_auc" in run.data.metrics and "eval_roc_auc" in run.data.metrics
-    assert run.data.tags[tags.LINEAGE_DATASET] == dataset_id
+    assert run.data.tags[contracts.LINEAGE_DATASET] == dataset_id
     assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [dataset_id, dataset_id]
     artifacts = {a.path for a in tracking.client().list_artifacts(champion.run_id, "plots")}
     assert {"plots/confusion_matrix.png", "plots/roc_curve.png", "plots/feature_importance.png"} <= artifacts

@@ -36,11 +36,12 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 from mlflow import MlflowClient
 from servers import MlflowServer, Postgres, free_port, postgres_server
 
-from mlops_assets import settings, tags
+from mlops_assets import settings
+from mlops_assets.core import contracts
+from mlops_assets.core.contracts import CHAMPION, PREVIOUS
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.definitions import build_definitions
 from mlops_assets.runner import Runner
-from resources import CHAMPION, PREVIOUS
 
 DEPLOY = Path(__file__).resolve().parents[1] / "docs" / "deploy"
 PG_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
@@ -118,7 +119,7 @@ def test_the_lifecycle_runs_on_postgres_and_an_mlflow_server(pg_instance, mlflow
     assert isinstance(pg_instance.event_log_storage, PostgresEventLogStorage)
     assert isinstance(pg_instance.run_coordinator, QueuedRunCoordinator)
     limits = pg_instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-    assert {"key": tags.RUN_KIND, "value": "training", "limit": 1} in limits
+    assert {"key": contracts.RUN_KIND, "value": "training", "limit": 1} in limits
 
     defs = build_definitions(lay)
     runner = Runner(defs, pg_instance, lay.io / "cursors.json")
@@ -130,10 +131,10 @@ def test_the_lifecycle_runs_on_postgres_and_an_mlflow_server(pg_instance, mlflow
     # The runs, with the tag the queue limits, are in PostgreSQL: a second instance from the same file (the
     # webserver's, the daemon's) sees them.
     with DagsterInstance.from_config(os.environ["DAGSTER_HOME"]) as other:
-        (training,) = other.get_run_records(RunsFilter(tags={tags.RUN_KIND: "training"}))
-        assert len(other.get_run_records(RunsFilter(tags={tags.RUN_KIND: "ingest"}))) == 2
+        (training,) = other.get_run_records(RunsFilter(tags={contracts.RUN_KIND: "training"}))
+        assert len(other.get_run_records(RunsFilter(tags={contracts.RUN_KIND: "ingest"}))) == 2
     assert training.dagster_run.status == DagsterRunStatus.SUCCESS
-    assert training.dagster_run.run_id == champion.tags[tags.LINEAGE_RUN_ID]
+    assert training.dagster_run.run_id == champion.tags[contracts.LINEAGE_RUN_ID]
 
     # MLflow's registry is in PostgreSQL and the model's files went through the server to its artifact store.
     with psycopg2.connect(mlflow_db) as conn, conn.cursor() as cur:
@@ -183,7 +184,7 @@ def test_the_tracking_server_dying_mid_run_fails_it_clearly_and_loses_nothing(pg
     mlflow_server.crash()  # SIGKILL: gone at once, as in a crash or a lost node
     assert proc.wait(timeout=180) != 0
 
-    (failed,) = pg_instance.get_run_records(RunsFilter(tags={tags.RUN_KIND: "training"},
+    (failed,) = pg_instance.get_run_records(RunsFilter(tags={contracts.RUN_KIND: "training"},
                                                        statuses=[DagsterRunStatus.FAILURE]))
     errors = [e.dagster_event.step_failure_data.error.to_string()
               for e in pg_instance.all_logs(failed.dagster_run.run_id, of_type=DagsterEventType.STEP_FAILURE)]
@@ -202,7 +203,7 @@ def test_the_tracking_server_dying_mid_run_fails_it_clearly_and_loses_nothing(pg
     rerun = build_definitions(lay).resolve_job_def("training_job").execute_in_process(instance=pg_instance)
     assert rerun.success
     champion = tracking.version_by_alias(CHAMPION)
-    assert champion.version == "2" and champion.tags[tags.LINEAGE_DATASET] == latest
+    assert champion.version == "2" and champion.tags[contracts.LINEAGE_DATASET] == latest
     assert tracking.version_by_alias(PREVIOUS).version == "1" and len(tracking.versions()) == 2
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from mlops_assets import settings
+
 
 @cache
 def git_commit() -> str | None:
     """The commit of the checkout the code runs from (``MLOPS_GIT_COMMIT`` wins, e.g. in an image)."""
-    env = os.environ.get("MLOPS_GIT_COMMIT")
+    env = settings.git_commit_override()
     if env:
         return env
     try:

@@ -1,0 +1,225 @@
+"""The model registry as the platform uses it: aliases, versions, lineage and the release moves (promote, canary,
+rollback), over MLflow's client and with no Dagster import, so the serving gateway and the CLI use it directly.
+
+Alias moves happen under a file lock per model, so two runs finishing together never leave two champions;
+credentials come only from the environment (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, read by MLflow itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from mlops_assets.core import contracts as c
+from mlops_assets.core.code_version import code_version, git_commit
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registry version with its number as a string (MLflow returns int or str depending on the store)."""
+
+    version: str
+    run_id: str | None
+    source: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, mv: ModelVersion) -> VersionInfo:
+        return cls(str(mv.version), mv.run_id, mv.source, dict(mv.tags or {}), list(mv.aliases or []))
+
+    def offline_metrics(self) -> dict[str, float]:
+        """The holdout metrics the version was registered with (tags ``metric.<name>``)."""
+        return {k.removeprefix(c.METRIC_TAG_PREFIX): float(v) for k, v in self.tags.items()
+                if k.startswith(c.METRIC_TAG_PREFIX)}
+
+
+class NoCanaryError(RuntimeError):
+    """The canary slot is empty, or holds a shadow release (which never answers traffic)."""
+
+
+# What the registry answers for a model or alias that does not exist; with access control a model that does not
+# exist (yet) is also PERMISSION_DENIED. Anything else is a failure, never "no such version".
+_ABSENT = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "PERMISSION_DENIED"})
+
+_READY: set[str] = set()  # tracking URIs whose store this process has already touched once
+
+
+def lineage_tags(*, dataset_id: str, dagster_run_id: str, fingerprint: str, trigger: str) -> dict[str, str]:
+    """What every training run and model version records about where it came from."""
+    return {c.LINEAGE_DATASET: dataset_id, c.LINEAGE_RUN_ID: dagster_run_id, c.LINEAGE_CODE: code_version(),
+            c.LINEAGE_COMMIT: git_commit() or "unknown", c.LINEAGE_FINGERPRINT: fingerprint,
+            c.LINEAGE_TRIGGER: trigger}
+
+
+def version_tags(lineage: Mapping[str, str], *, mlflow_run_id: str, gate_passed: bool,
+                 metrics: Mapping[str, float]) -> dict[str, str]:
+    """A model version's tags: its run's lineage, the gate verdict and the holdout metrics it passed with."""
+    return {**lineage, c.LINEAGE_GATE: json.dumps(gate_passed), c.LINEAGE_MLFLOW_RUN: mlflow_run_id,
+            **{f"{c.METRIC_TAG_PREFIX}{k}": f"{v:.6f}" for k, v in metrics.items()}}
+
+
+class RegistryOperations:
+    """Registry reads and alias moves for one registered model. Mixed into the Dagster resource
+    (``resources.tracking.MlflowTracking``) and into the plain :class:`ModelRegistry`: both provide the four
+    attributes below."""
+
+    tracking_uri: str
+    registry_uri: str
+    model_name: str
+    lock_dir: str
+
+    def client(self) -> mlflow.MlflowClient:
+        if self.tracking_uri in _READY:
+            return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        # The first use of a fresh SQL store runs its schema migrations; two processes doing that at once
+        # (parallel steps of one run) collide, so the first touch is serialised across processes.
+        with self._file_lock("store-init"):
+            client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+        _READY.add(self.tracking_uri)
+        return client
+
+    def version_by_alias(self, alias: str) -> VersionInfo | None:
+        """The version behind ``alias``; None only when the registry says there is none (an unreachable
+        tracking server raises: "no champion" would let a candidate skip the comparison with it)."""
+        try:
+            return VersionInfo.of(self.client().get_model_version_by_alias(self.model_name, alias))
+        except MlflowException as exc:
+            self._raise_unless_absent(exc)
+            return None
+
+    def versions(self) -> list[VersionInfo]:
+        try:
+            found = self.client().search_model_versions(f"name='{self.model_name}'")
+        except MlflowException as exc:
+            self._raise_unless_absent(exc)
+            return []
+        return sorted((VersionInfo.of(v) for v in found), key=lambda v: int(v.version))
+
+    def _raise_unless_absent(self, exc: MlflowException) -> None:
+        if exc.error_code not in _ABSENT:
+            raise MlflowException(f"MLflow tracking server {self.tracking_uri} failed on model "
+                                  f"{self.model_name!r}: {exc.message}") from exc
+
+    def registry_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Serialise alias moves between processes on this machine (runs at scale serialise through
+        Dagster's concurrency limits, see docs/scale-out.md)."""
+        return self._file_lock(f"registry-{self.model_name}")
+
+    @contextlib.contextmanager
+    def _file_lock(self, name: str) -> Iterator[None]:
+        path = Path(self.lock_dir) / f"{name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def promote(self, version: str) -> str | None:
+        """Make ``version`` the champion, keeping the old champion as ``previous``; returns the old one
+        (None when nothing moved).
+
+        MLflow moves one alias per call, so the order matters for a crash in between: ``previous`` is
+        set first (harmless on its own), then ``champion``; a rerun of the same promotion converges.
+        """
+        client = self.client()
+        with self.registry_lock():
+            current = self.version_by_alias(c.CHAMPION)
+            old = current.version if current else None
+            if old == str(version):
+                return None  # already serving: a rerun of a finished promotion changes nothing
+            if old is not None:
+                client.set_registered_model_alias(self.model_name, c.PREVIOUS, old)
+            client.set_registered_model_alias(self.model_name, c.CHAMPION, str(version))
+            challenger = self.version_by_alias(c.CHALLENGER)
+            if challenger and challenger.version == str(version):
+                client.delete_registered_model_alias(self.model_name, c.CHALLENGER)
+            return old
+
+    def start_canary(self, version: str, *, percent: float, mode: str) -> None:
+        """Put ``version`` in the canary slot: ``mode`` "canary" answers ``percent`` of traffic with it,
+        "shadow" sends it a copy of all traffic and never returns its answers. Tags first, alias last, so the
+        gateway never sees an alias without its split."""
+        client = self.client()
+        with self.registry_lock():
+            client.set_registered_model_tag(self.model_name, c.CANARY_PERCENT_TAG, str(percent))
+            client.set_registered_model_tag(self.model_name, c.RELEASE_MODE_TAG, mode)
+            client.set_registered_model_alias(self.model_name, c.CANARY, str(version))
+
+    def set_canary_percent(self, percent: float) -> str:
+        """Give the running canary ``percent`` (0-100) of traffic; returns its version. Written where every
+        gateway reads its split, so restarted and added replicas come back with the same share."""
+        if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
+            raise ValueError(f"canary_percent must be a number from 0 to 100, got {percent!r}")
+        client = self.client()
+        with self.registry_lock():  # an end_canary in between must not leave a share behind for no canary
+            canary = self.version_by_alias(c.CANARY)
+            if canary is None:
+                raise NoCanaryError(f"no canary is running for model {self.model_name!r}: start one with a "
+                                    "canary deployment first")
+            mode = client.get_registered_model(self.model_name).tags.get(c.RELEASE_MODE_TAG, c.CANARY)
+            if mode != c.CANARY:
+                raise NoCanaryError(f"v{canary.version} is a {mode} release: it sees a copy of all traffic and "
+                                    "never answers, so it has no share to set")
+            client.set_registered_model_tag(self.model_name, c.CANARY_PERCENT_TAG, str(float(percent)))
+            return canary.version
+
+    def end_canary(self, promote: bool) -> str | None:
+        """Close the canary slot; with ``promote`` its version becomes champion. Returns the canary version."""
+        client = self.client()
+        canary = self.version_by_alias(c.CANARY)
+        if canary is None:
+            return None
+        if promote:
+            self.promote(canary.version)
+        with self.registry_lock():
+            with contextlib.suppress(MlflowException):
+                client.delete_registered_model_alias(self.model_name, c.CANARY)
+            client.set_registered_model_tag(self.model_name, c.CANARY_PERCENT_TAG, "0")
+        return canary.version
+
+    def restore(self, champion: str | None, previous: str | None) -> None:
+        """Put both aliases back as they were (after a deployment that failed half-way)."""
+        client = self.client()
+        with self.registry_lock():
+            for alias, version in ((c.PREVIOUS, previous), (c.CHAMPION, champion)):
+                if version is None:
+                    with contextlib.suppress(MlflowException):
+                        client.delete_registered_model_alias(self.model_name, alias)
+                else:
+                    client.set_registered_model_alias(self.model_name, alias, version)
+
+    def rollback(self) -> tuple[str, str]:
+        """Champion back to ``previous`` in one step; returns (from_version, to_version)."""
+        client = self.client()
+        with self.registry_lock():
+            current = self.version_by_alias(c.CHAMPION)
+            previous = self.version_by_alias(c.PREVIOUS)
+            if current is None or previous is None:
+                raise RuntimeError("nothing to roll back to: the registry has no 'previous' alias "
+                                   f"for model {self.model_name!r}")
+            client.set_registered_model_alias(self.model_name, c.CHAMPION, previous.version)
+            client.set_registered_model_alias(self.model_name, c.PREVIOUS, current.version)
+            return current.version, previous.version
+
+
+@dataclass(frozen=True)
+class ModelRegistry(RegistryOperations):
+    """The registry operations on their own, for processes without Dagster (the serving gateway, the CLI)."""
+
+    tracking_uri: str
+    registry_uri: str
+    model_name: str
+    lock_dir: str
