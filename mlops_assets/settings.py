@@ -112,3 +112,13 @@ def experiment_name() -> str:
 
 def gateway_url() -> str:
     return os.environ.get("MLOPS_GATEWAY_URL", "http://127.0.0.1:5005")
+
+
+def gateway_poll_seconds() -> float:
+    """How often the gateway re-reads the registry aliases."""
+    return float(os.environ.get("MLOPS_GATEWAY_POLL_SECONDS", "2.0"))
+
+
+def admin_token() -> str | None:
+    """The bearer token of the gateway's admin endpoints; None (unset or empty) disables them."""
+    return os.environ.get("MLOPS_ADMIN_TOKEN") or None
