@@ -48,7 +48,8 @@ def _resources(lay: settings.Layout) -> dict:
 def cmd_demo(args: argparse.Namespace) -> int:
     from mlops_assets.definitions import build_definitions
     from mlops_assets.loop import run_demo
-    from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
+    from mlops_assets.serving.config import GatewayConfig
+    from mlops_assets.serving.server import GatewayThread
 
     lay = settings.layout()
     started = time.monotonic()
@@ -114,7 +115,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from mlops_assets.serving.gateway import GatewayConfig, run_gateway
+    from mlops_assets.serving.config import GatewayConfig
+    from mlops_assets.serving.server import run_gateway
 
     run_gateway(GatewayConfig.from_env(host=args.host, port=args.port))
     return 0

@@ -13,7 +13,8 @@ from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.deployment import SlotStats, canary_decision, route_to_canary, slot_stats
 from mlops_assets.core.predictions import read_predictions
 from mlops_assets.runner import Runner
-from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
+from mlops_assets.serving.config import GatewayConfig
+from mlops_assets.serving.server import GatewayThread
 from mlops_assets.traffic import _records
 from resources import CANARY, CHAMPION
 
