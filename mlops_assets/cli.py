@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from mlops_assets import settings, tags
+from mlops_assets import settings
+from mlops_assets.core import contracts
 
 # The embedded default: SQLite storage in DAGSTER_HOME, no telemetry, and one training run at a time (a second
 # retraining requested meanwhile waits in the queue, then finds the champion already trained on that data).
@@ -20,7 +21,7 @@ telemetry:
   enabled: false
 run_queue:
   tag_concurrency_limits:
-    - key: {tags.RUN_KIND}
+    - key: {contracts.RUN_KIND}
       value: training
       limit: 1
 """
@@ -48,7 +49,8 @@ def _resources(lay: settings.Layout) -> dict:
 def cmd_demo(args: argparse.Namespace) -> int:
     from mlops_assets.definitions import build_definitions
     from mlops_assets.loop import run_demo
-    from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
+    from mlops_assets.serving.config import GatewayConfig
+    from mlops_assets.serving.server import GatewayThread
 
     lay = settings.layout()
     started = time.monotonic()
@@ -114,7 +116,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from mlops_assets.serving.gateway import GatewayConfig, run_gateway
+    from mlops_assets.serving.config import GatewayConfig
+    from mlops_assets.serving.server import run_gateway
 
     run_gateway(GatewayConfig.from_env(host=args.host, port=args.port))
     return 0
@@ -131,7 +134,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from mlops_assets import tags
+    from mlops_assets.core import contracts
     from mlops_assets.core.data import BatchRejected
     from mlops_assets.definitions import build_definitions
     from mlops_assets.runner import Runner
@@ -156,15 +159,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     accepted = [r for r in tick.runs if r.success]
     for run in accepted:
         record = store.batch_record(run.partition)
-        print(f"accepted    {run.tags.get(tags.SOURCE_FILE, run.partition)}: partition {run.partition}, "
+        print(f"accepted    {run.tags.get(contracts.SOURCE_FILE, run.partition)}: partition {run.partition}, "
               f"{record['rows']} rows, sha256 {record['sha256']}")
     for report in new_reports:
         rejected = BatchRejected(report["file"], report["reason"], report.get("failures", []))
         print(f"quarantined {rejected}\n  (moved to {lay.quarantine / report['quarantined_as']})")
     failed_otherwise = [r for r in tick.runs if not r.success and not r.deduplicated
-                        and r.tags.get(tags.SOURCE_FILE) not in {rep["file"] for rep in new_reports}]
+                        and r.tags.get(contracts.SOURCE_FILE) not in {rep["file"] for rep in new_reports}]
     for run in failed_otherwise:
-        print(f"failed      {run.tags.get(tags.SOURCE_FILE, run.partition)}: run {run.run_id} failed; "
+        print(f"failed      {run.tags.get(contracts.SOURCE_FILE, run.partition)}: run {run.run_id} failed; "
               "see it in the Dagster UI")
     if not tick.runs and not new_reports:
         print(tick.skip_message or "nothing to ingest")
@@ -219,7 +222,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    from mlops_assets import tags
+    from mlops_assets.core import contracts
 
     tracking = _resources(settings.layout())["tracking"]
     tracking.activate()
@@ -227,7 +230,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
         client = tracking.client()
         for v in tracking.versions():
             aliases = ",".join(client.get_model_version(tracking.model_name, v.version).aliases)
-            print(f"v{v.version:<4} {aliases:<22} dataset {v.tags.get(tags.LINEAGE_DATASET, '?'):<18} "
+            print(f"v{v.version:<4} {aliases:<22} dataset {v.tags.get(contracts.LINEAGE_DATASET, '?'):<18} "
                   f"roc_auc {v.tags.get('metric.roc_auc', '?')}  run {v.run_id}")
         return 0
     v = tracking.client().get_model_version(tracking.model_name, args.version)
@@ -238,7 +241,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     """Change the registry (what every gateway follows), then tell the running gateway and wait for it."""
-    from resources.tracking import NoCanaryError
+    from mlops_assets.core.registry import NoCanaryError
 
     res = _resources(settings.layout())
     tracking, gateway = res["tracking"], res["gateway"]

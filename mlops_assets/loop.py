@@ -14,11 +14,13 @@ from pathlib import Path
 
 from dagster import DagsterInstance, Definitions
 
-from mlops_assets import settings, tags
+from mlops_assets import settings
+from mlops_assets.core import contracts
+from mlops_assets.core.contracts import CHAMPION
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.runner import Runner, RunOutcome
 from mlops_assets.traffic import deliver_labels, send
-from resources import CHAMPION, MlflowTracking
+from resources import MlflowTracking
 from sensors.common import latest_metadata
 
 SENSOR_ORDER = ("new_data_sensor", "drift_sensor", "new_dataset_sensor", "performance_sensor")
@@ -122,7 +124,7 @@ def _champion_line(tracking: MlflowTracking, summary: DemoSummary, say: Callable
         say("   no champion yet")
         return
     summary.champion = champion.version
-    summary.champion_dataset = champion.tags.get(tags.LINEAGE_DATASET)
+    summary.champion_dataset = champion.tags.get(contracts.LINEAGE_DATASET)
     auc = champion.tags.get("metric.roc_auc", "?")
     say(f"   champion: {tracking.model_name} v{champion.version} (dataset {summary.champion_dataset}, "
         f"holdout ROC AUC {auc})")

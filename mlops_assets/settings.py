@@ -158,6 +158,11 @@ def alert_webhook_configured() -> bool:
     return bool(os.environ.get(ALERT_WEBHOOK_VAR))
 
 
+def gateway_poll_seconds() -> float:
+    """How often the gateway re-reads the registry aliases (``MLOPS_GATEWAY_POLL_SECONDS``)."""
+    return _number("MLOPS_GATEWAY_POLL_SECONDS", 2.0)
+
+
 def admin_token() -> str | None:
     """The gateway's admin token (``MLOPS_ADMIN_TOKEN``); None disables the admin endpoints."""
     return os.environ.get("MLOPS_ADMIN_TOKEN") or None

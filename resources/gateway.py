@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 from dagster import ConfigurableResource
+
+from mlops_assets.core.waiting import wait_until
+
+POLL_SECONDS = 0.25  # how often the waits below ask the gateway
 
 
 class ServingGateway(ConfigurableResource):
@@ -55,28 +57,16 @@ class ServingGateway(ConfigurableResource):
 
     def wait_for_split(self, version: str, percent: float) -> bool:
         """Wait until the gateway sends ``percent`` of traffic to canary ``version``; False on timeout."""
-        deadline = time.monotonic() + self.timeout_seconds
-        while time.monotonic() < deadline:
+        def split() -> bool:
             health = self._health()
-            if health.get("slots", {}).get("canary") == str(version) and health.get("canary_percent") == percent:
-                return True
-            time.sleep(0.25)
-        return False
+            return health.get("slots", {}).get("canary") == str(version) and health.get("canary_percent") == percent
+
+        return wait_until(split, self.timeout_seconds, POLL_SECONDS)
 
     def wait_for_slot(self, slot: str, version: str) -> bool:
         """Wait until the gateway has ``version`` loaded in ``slot`` (e.g. the canary slot)."""
-        deadline = time.monotonic() + self.timeout_seconds
-        while time.monotonic() < deadline:
-            if self.slot_version(slot) == str(version):
-                return True
-            time.sleep(0.25)
-        return False
+        return wait_until(lambda: self.slot_version(slot) == str(version), self.timeout_seconds, POLL_SECONDS)
 
     def wait_for_version(self, version: str) -> bool:
         """Wait until the gateway serves ``version``; False on timeout."""
-        deadline = time.monotonic() + self.timeout_seconds
-        while time.monotonic() < deadline:
-            if self.served_version() == str(version):
-                return True
-            time.sleep(0.25)
-        return False
+        return wait_until(lambda: self.served_version() == str(version), self.timeout_seconds, POLL_SECONDS)

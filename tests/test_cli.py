@@ -93,8 +93,8 @@ def test_schema_infer_then_the_pipeline_enforces_it(cli_home, tmp_path, monkeypa
 
 
 def test_registry_commands_and_one_step_rollback(cli_home, defs, instance, capsys):
+    from mlops_assets.core.contracts import CHAMPION
     from mlops_assets.runner import Runner
-    from resources import CHAMPION
 
     runner = Runner(defs, instance, cli_home.io / "sensor_cursors.json")
     for seed in (11, 12):
@@ -118,10 +118,10 @@ def test_registry_commands_and_one_step_rollback(cli_home, defs, instance, capsy
 
 
 def test_the_embedded_instance_queues_one_training_run_at_a_time(cli_home):
-    from mlops_assets import tags
     from mlops_assets.cli import _instance
+    from mlops_assets.core import contracts
 
     with _instance(cli_home) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-    assert {"key": tags.RUN_KIND, "value": "training", "limit": 1} in limits
+    assert {"key": contracts.RUN_KIND, "value": "training", "limit": 1} in limits
     assert (cli_home.dagster_home / "dagster.yaml").exists()

@@ -13,7 +13,8 @@ from mlops_assets.core.contracts import CHAMPION, PREVIOUS
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.definitions import build_definitions
 from mlops_assets.runner import Runner
-from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
+from mlops_assets.serving.config import GatewayConfig
+from mlops_assets.serving.server import GatewayThread
 
 
 def _consistent(tracking) -> None:

@@ -20,13 +20,17 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.pipeline import Pipeline
 from tiny_models import COLUMNS, MODEL, TOKEN, GatewayProcess, Store, data, split, train
 
 from mlops_assets.core.deployment import route_to_canary
 from mlops_assets.core.predictions import read_feedback, read_predictions
 from mlops_assets.serving import protocol
-from mlops_assets.serving.gateway import Batcher, GatewayConfig, GatewayThread, Slot
+from mlops_assets.serving.batching import Batcher
+from mlops_assets.serving.config import GatewayConfig
+from mlops_assets.serving.models import Slot
+from mlops_assets.serving.server import GatewayThread
 
 
 @pytest.fixture(scope="module")
@@ -162,11 +166,17 @@ def test_predictions_and_feedback_are_logged_and_counted(gateway: GatewayThread,
     metrics = httpx.get(f"{gateway.url}/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
-    assert 'mlops_requests_total{model_version="1",status="ok"} 1' in text
-    assert 'mlops_predicted_rows_total{model_version="1"} 3' in text
-    assert 'mlops_request_latency_seconds_bucket{model_version="1",le="+Inf"} 1' in text
-    assert 'mlops_request_latency_seconds_count{model_version="1"} 1' in text
+    assert _metric(text, "mlops_requests_total", model_version="1", status="ok") == 1
+    assert _metric(text, "mlops_predicted_rows_total", model_version="1") == 3
+    assert _metric(text, "mlops_request_latency_seconds_bucket", model_version="1", le="+Inf") == 1
+    assert _metric(text, "mlops_request_latency_seconds_count", model_version="1") == 1
     assert "# TYPE mlops_request_latency_seconds histogram" in text
+
+
+def _metric(text: str, name: str, **labels: str) -> float | None:
+    """One sample of the /metrics text, whatever order the exposition writes its labels in."""
+    return next((s.value for family in text_string_to_metric_families(text) for s in family.samples
+                 if s.name == name and s.labels == labels), None)
 
 
 def test_health_version_and_admin_reload(gateway: GatewayThread, store: Store, tmp_path: Path):

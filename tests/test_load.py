@@ -18,7 +18,8 @@ import pytest
 from sklearn.pipeline import Pipeline
 from tiny_models import TOKEN, GatewayProcess, Store, data, split, train
 
-from resources.tracking import CHAMPION, MlflowTracking
+from mlops_assets.core.contracts import CHAMPION
+from resources.tracking import MlflowTracking
 
 LOADGEN = Path(__file__).with_name("loadgen.py")
 ROWS = data(8, 41)[0]

@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 
 from mlops_assets.cli import main
+from mlops_assets.core.contracts import CANARY, CHAMPION
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.deployment import SlotStats, canary_decision, route_to_canary, slot_stats
 from mlops_assets.core.predictions import read_predictions
 from mlops_assets.runner import Runner
-from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
+from mlops_assets.serving.config import GatewayConfig
+from mlops_assets.serving.server import GatewayThread
 from mlops_assets.traffic import _records
-from resources import CANARY, CHAMPION
 
 TOKEN = "test-admin-token"
 POLICY = {"min_requests": 50, "min_labeled": 50, "max_error_rate_increase": 0.01, "max_latency_ratio": 3.0,

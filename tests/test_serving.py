@@ -9,14 +9,16 @@ import httpx
 import mlflow
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from mlops_assets.core.contracts import CHAMPION
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.predictions import read_feedback, read_predictions
 from mlops_assets.runner import Runner
 from mlops_assets.serving import protocol
-from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
+from mlops_assets.serving.config import GatewayConfig
+from mlops_assets.serving.server import GatewayThread
 from mlops_assets.traffic import _records
-from resources import CHAMPION
 
 SCHEMA = protocol.InputSchema(("age", "region"), frozenset({"age"}))
 
@@ -78,6 +80,12 @@ def _rows(n: int, seed: int, spec_features: list[str]) -> pd.DataFrame:
     return make_batch(n, seed=seed, start_id=50_000 + seed * n)[spec_features]
 
 
+def _metric(text: str, name: str, **labels: str) -> float | None:
+    """One sample of the /metrics text, whatever order the exposition writes its labels in."""
+    return next((s.value for family in text_string_to_metric_families(text) for s in family.samples
+                 if s.name == name and s.labels == labels), None)
+
+
 def test_endpoints_speak_mlflows_protocol(served, defs, lay):
     gateway, _ = served
     features = defs.resources["store"].spec().feature_names
@@ -110,8 +118,8 @@ def test_endpoints_speak_mlflows_protocol(served, defs, lay):
     assert httpx.post(f"{url}/feedback", json={"labels": [1]}).status_code == 400
 
     metrics = httpx.get(f"{url}/metrics").text
-    assert 'mlops_requests_total{model_version="1",status="ok"} 3' in metrics
-    assert 'mlops_request_latency_seconds_count{model_version="1"} 3' in metrics
+    assert _metric(metrics, "mlops_requests_total", model_version="1", status="ok") == 3
+    assert _metric(metrics, "mlops_request_latency_seconds_count", model_version="1") == 3
     assert 'status="bad_request"' in metrics
 
     time.sleep(0.6)  # the log writer flushes in the background

@@ -1,0 +1,287 @@
+"""The gateway's HTTP face: MLflow's scoring protocol, feedback, health, metrics and the admin endpoints.
+
+Every prediction (champion, canary or shadow, answered or failed) is queued to the prediction log by a
+background writer, so the disk never sits on the request path. Large bodies are decoded on a thread, keeping
+the event loop responsive. The admin endpoints (``MLOPS_ADMIN_TOKEN``) re-read the registry now, or set the
+canary's share there first: the registry stays the only state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from mlops_assets.core.contracts import CANARY, CHAMPION, SHADOW
+from mlops_assets.core.deployment import route_to_canary
+from mlops_assets.core.predictions import FEEDBACK, PREDICTIONS, JsonlLog
+from mlops_assets.core.registry import NoCanaryError
+from mlops_assets.serving import protocol
+from mlops_assets.serving.batching import Batcher
+from mlops_assets.serving.config import GatewayConfig
+from mlops_assets.serving.metrics import Metrics
+from mlops_assets.serving.models import ModelManager, Slot
+
+OFFLOAD_BYTES = 256 * 1024  # bodies above this are decoded on a thread, keeping the event loop responsive
+ADMIN_BODY_BYTES = 4096  # admin requests are a few fields
+
+
+_ERROR_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 409: "RESOURCE_CONFLICT",
+                413: "BAD_REQUEST", 415: "BAD_REQUEST", 503: "TEMPORARILY_UNAVAILABLE"}
+
+
+def _error(status: int, message: str, request_id: str | None = None) -> JSONResponse:
+    """MLflow's error shape, so MLflow clients report the message."""
+    headers = {"X-Request-ID": request_id} if request_id else None
+    return JSONResponse({"error_code": _ERROR_CODES.get(status, "INTERNAL_ERROR"), "message": message},
+                        status_code=status, headers=headers)
+
+
+def _admin_refusal(request: Request, expected: str | None) -> Response | None:
+    """None when the request carries the admin token, else the answer that refuses it."""
+    if not expected:
+        return _error(403, "admin endpoints are disabled: set MLOPS_ADMIN_TOKEN to enable them")
+    auth = request.headers.get("authorization", "")
+    token = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else ""
+    # Digests have one length, so the constant-time comparison does not reveal the token's length either.
+    if not hmac.compare_digest(hashlib.sha256(token.encode()).digest(), hashlib.sha256(expected.encode()).digest()):
+        refusal = _error(401, "admin endpoints need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'; the token is "
+                              f"{'wrong' if token else 'missing'}")
+        refusal.headers["WWW-Authenticate"] = "Bearer"
+        return refusal
+    return None
+
+
+def _share(body: bytes) -> float:
+    """The canary share of an admin request, ``{"canary_percent": 0-100}``; the range is the registry's rule."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise protocol.ProtocolError(400, f"body is not valid JSON: {exc}") from exc
+    if not isinstance(payload, dict) or set(payload) != {"canary_percent"}:
+        got = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+        raise protocol.ProtocolError(400, f"the body must be an object with exactly the field 'canary_percent' "
+                                          f"(a number from 0 to 100); got {got}")
+    percent = payload["canary_percent"]
+    if isinstance(percent, bool) or not isinstance(percent, int | float):
+        raise protocol.ProtocolError(400, f"'canary_percent' must be a number from 0 to 100, got {percent!r}")
+    return float(percent)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` (never read whole first)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit():
+        protocol.check_size(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        protocol.check_size(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+
+class Gateway:
+    """One gateway instance: its model manager, batcher, metrics and logs; the route handlers are its methods."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.manager = ModelManager(config)
+        self.batcher = Batcher()
+        self.metrics = Metrics(lambda: self.batcher.calls)
+        self.logs: dict[str, JsonlLog] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.logs[PREDICTIONS] = JsonlLog(self.config.log_root, PREDICTIONS)
+        self.logs[FEEDBACK] = JsonlLog(self.config.log_root, FEEDBACK)
+        self.manager.start()
+        yield
+        self.manager.stop()
+        self.batcher.close()
+        for log in self.logs.values():
+            log.close()
+
+    def log(self, rid: str, slot: Slot, name: str, rows: protocol.Rows, outputs: list[Any] | None,
+            started: float, error: Exception | None = None) -> None:
+        record = {"request_id": rid, "ts": datetime.now(UTC).isoformat(), "model_name": self.config.model_name,
+                  "model_version": slot.version, "slot": name, "columns": list(rows.arrays),
+                  "data": rows.records(), "outputs": outputs or [],
+                  "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
+        if error is not None:
+            record["error"] = f"{type(error).__name__}: {error}"
+        self.logs[PREDICTIONS].write(record)
+
+    async def predict_as(self, slot: Slot, name: str, rid: str, table: protocol.Table, rows: protocol.Rows,
+                         schema: protocol.InputSchema, started: float) -> list[Any] | None:
+        """A canary's or shadow's answer; None if it fails (its failure is logged evidence, never the reply).
+
+        ``rows`` were checked against ``schema`` (the champion's); a version with other columns re-checks.
+        """
+        try:
+            own = rows if slot.schema == schema else protocol.validate(table, slot.schema)
+            outputs = await self.batcher.predict(slot, own)
+        except Exception as exc:  # bad rows for this version or a failing model: both are evidence
+            self.log(rid, slot, name, rows, None, started, exc)
+            self.metrics.observe(slot.version, "error")
+            return None
+        self.log(rid, slot, name, own, outputs, started)
+        return outputs
+
+    async def shadow(self, rid: str, slot: Slot, table: protocol.Table, rows: protocol.Rows,
+                     schema: protocol.InputSchema) -> None:
+        """Runs after the response went out: the shadow's answer is logged, never returned."""
+        await self.predict_as(slot, SHADOW, rid, table, rows, schema, time.perf_counter())
+
+    async def invocations(self, request: Request) -> Response:
+        started = time.perf_counter()
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        if not protocol.valid_request_id(rid):
+            return _error(400, "X-Request-ID must be 1-128 characters of letters, digits, '.', '_', ':', '-'")
+        routing = self.manager.routing
+        champion = routing.champion
+        if champion is None:
+            self.metrics.observe("none", "unavailable")
+            return _error(503, f"no model loaded yet: {self.manager.last_error or 'loading'}", rid)
+        try:
+            body = await _read_body(request, self.config.max_request_bytes)
+            ctype = request.headers.get("content-type")
+            if len(body) > OFFLOAD_BYTES:
+                table = await asyncio.to_thread(protocol.read_table, body, ctype, champion.schema)
+            else:
+                table = protocol.read_table(body, ctype, champion.schema)
+            rows = protocol.validate(table, champion.schema)
+        except protocol.ProtocolError as exc:
+            self.metrics.observe(champion.version, "bad_request")
+            return _error(exc.status, exc.message, rid)
+        slot, name, outputs = champion, CHAMPION, None
+        canary = routing.canary
+        if canary is not None and routing.release_mode == CANARY and \
+                route_to_canary(request.headers.get("x-entity-id") or rid, routing.canary_percent):
+            outputs = await self.predict_as(canary, CANARY, rid, table, rows, champion.schema, started)
+            slot, name = (canary, CANARY) if outputs is not None else (champion, CHAMPION)
+        if outputs is None:
+            try:
+                outputs = await self.batcher.predict(champion, rows)
+            except Exception as exc:  # like MLflow: the model could not score these rows, a 400 that says why
+                self.log(rid, champion, CHAMPION, rows, None, started, exc)
+                self.metrics.observe(champion.version, "model_error")
+                return _error(400, f"model v{champion.version} could not score the input: "
+                                   f"{type(exc).__name__}: {exc}", rid)
+            self.log(rid, champion, CHAMPION, rows, outputs, started)
+        self.metrics.observe(slot.version, "ok", time.perf_counter() - started, rows.n)
+        background = None
+        if canary is not None and routing.release_mode == SHADOW:
+            background = BackgroundTask(self.shadow, rid, canary, table, rows, champion.schema)
+        headers = {"X-Request-ID": rid, "X-Model-Version": slot.version, "X-Model-Slot": name}
+        return JSONResponse({"predictions": outputs}, headers=headers, background=background)
+
+    async def feedback(self, request: Request) -> Response:
+        try:
+            payload = json.loads(await _read_body(request, self.config.max_request_bytes))
+        except protocol.ProtocolError as exc:
+            return _error(exc.status, exc.message)
+        except (ValueError, RecursionError) as exc:
+            return _error(400, f"body is not valid JSON: {exc}")
+        items = payload if isinstance(payload, list) else [payload]
+        records = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or not protocol.valid_request_id(item.get("request_id")):
+                return _error(400, f"feedback item {i}: needs a valid 'request_id' (the X-Request-ID of the "
+                                   "prediction)")
+            labels = item.get("labels", [item["label"]] if "label" in item else None)
+            if not isinstance(labels, list) or not labels:
+                return _error(400, f"feedback item {i}: needs 'labels' (one per row of its request)")
+            records.append({"request_id": item["request_id"], "labels": labels,
+                            "ts": datetime.now(UTC).isoformat()})
+        for record in records:
+            self.logs[FEEDBACK].write(record)
+        return JSONResponse({"accepted": len(records)})
+
+    async def ping(self, request: Request) -> Response:
+        ok = self.manager.routing.champion is not None
+        return PlainTextResponse("\n" if ok else "no model loaded\n", status_code=200 if ok else 503)
+
+    async def health(self, request: Request) -> Response:
+        routing = self.manager.routing
+        slot, canary = routing.champion, routing.canary
+        version = slot.version if slot else None
+        body = {"status": "ok" if slot else "unavailable", "model_name": self.config.model_name,
+                "model_version": version, "loaded_at": slot.loaded_at if slot else None,
+                "last_error": self.manager.last_error,
+                "slots": {CHAMPION: version, CANARY: canary.version if canary else None},
+                "release_mode": routing.release_mode if canary else None,
+                "canary_percent": routing.canary_percent if canary else 0.0}
+        return JSONResponse(body, status_code=200 if slot else 503)
+
+    async def version(self, request: Request) -> Response:
+        slot = self.manager.routing.champion
+        return JSONResponse({"model_name": self.config.model_name,
+                             "model_version": slot.version if slot else None,
+                             "mlflow_version": mlflow.__version__})
+
+    async def prometheus(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=self.metrics.content_type)
+
+    async def reload(self, request: Request) -> Response:
+        refused = _admin_refusal(request, self.config.admin_token)
+        if refused is not None:
+            return refused
+        served = await asyncio.to_thread(self.manager.refresh, True)
+        return JSONResponse({"model_version": served, "last_error": self.manager.last_error})
+
+    async def traffic(self, request: Request) -> Response:
+        """Set the running canary's share of traffic: in the registry first, then in this gateway's routing."""
+        refused = _admin_refusal(request, self.config.admin_token)
+        if refused is not None:
+            return refused
+        try:
+            percent = _share(await _read_body(request, ADMIN_BODY_BYTES))
+            version = await asyncio.to_thread(self.manager.set_canary_percent, percent)
+        except protocol.ProtocolError as exc:
+            return _error(exc.status, exc.message)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        except NoCanaryError as exc:
+            return _error(409, str(exc))
+        except MlflowException as exc:  # e.g. a READ-only registry account: nothing changed
+            return _error(502, f"the registry refused the change: {exc.message}")
+        routing = self.manager.routing
+        return JSONResponse({"canary_version": version, "canary_percent": routing.canary_percent,
+                             "slots": {CHAMPION: routing.champion.version if routing.champion else None,
+                                       CANARY: routing.canary.version if routing.canary else None},
+                             "last_error": self.manager.last_error})
+
+    async def server_error(self, request: Request, exc: Exception) -> Response:
+        rid = request.headers.get("x-request-id")
+        return _error(500, f"internal error: {type(exc).__name__}: {exc}", rid)
+
+
+def create_app(config: GatewayConfig) -> Starlette:
+    gateway = Gateway(config)
+    return Starlette(routes=[
+        Route("/invocations", gateway.invocations, methods=["POST"]),
+        Route("/feedback", gateway.feedback, methods=["POST"]),
+        Route("/ping", gateway.ping, methods=["GET"]),
+        Route("/health", gateway.health, methods=["GET"]),
+        Route("/version", gateway.version, methods=["GET"]),
+        Route("/metrics", gateway.prometheus, methods=["GET"]),
+        Route("/admin/reload", gateway.reload, methods=["POST"]),
+        Route("/admin/traffic", gateway.traffic, methods=["PUT"]),
+    ], lifespan=gateway.lifespan, exception_handlers={Exception: gateway.server_error})

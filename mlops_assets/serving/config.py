@@ -1,0 +1,40 @@
+"""What one gateway instance serves and where: a plain value the model manager, the app and the server share.
+
+Its own module so that ``models``, ``app`` and ``server`` all read it without importing each other in a circle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops_assets import settings
+
+
+@dataclass
+class GatewayConfig:
+    model_name: str
+    tracking_uri: str
+    registry_uri: str
+    log_root: str | Path  # a local path or an fsspec URL (MLOPS_PREDICTION_LOG_URL)
+    host: str = "127.0.0.1"
+    port: int = 5005
+    poll_seconds: float = 2.0
+    admin_token: str | None = None
+    max_request_bytes: int = 10 * 1024 * 1024
+    lock_dir: str | None = None  # registry writes lock here, as the platform's runs do; None: the temp directory
+
+    @classmethod
+    def from_env(cls, host: str | None = None, port: int | None = None) -> GatewayConfig:
+        lay = settings.layout()
+        return cls(
+            model_name=settings.model_name(),
+            tracking_uri=settings.tracking_uri(lay),
+            registry_uri=settings.registry_uri(lay),
+            log_root=settings.prediction_log_url(lay),
+            host=host or "127.0.0.1",
+            port=5005 if port is None else port,
+            poll_seconds=settings.gateway_poll_seconds(),
+            admin_token=settings.admin_token(),
+            lock_dir=str(lay.locks),
+        )

@@ -1,0 +1,64 @@
+"""The gateway's Prometheus metrics, one registry per gateway so that several gateways share a process cleanly.
+
+Requests by model version and outcome, rows predicted, latency as a histogram (``_bucket``/``_sum``/``_count``)
+and the model calls the batcher made (fewer than requests when it merges them), plus the standard process and
+platform collectors. ``prometheus-client`` writes the exposition format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)  # seconds
+
+
+class Metrics:
+    """Counters and latency histograms per model version; ``predict_calls`` reads the batcher's own count."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, predict_calls: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self._requests = Counter("mlops_requests_total", "Scoring requests by model version and outcome.",
+                                 ["model_version", "status"], registry=self.registry)
+        self._rows = Counter("mlops_predicted_rows_total", "Rows predicted by model version.", ["model_version"],
+                             registry=self.registry)
+        self._latency = Histogram("mlops_request_latency_seconds",
+                                  "Scoring latency of successful requests by model version.", ["model_version"],
+                                  buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.registry.register(_PredictCalls(predict_calls))
+
+    def observe(self, version: str, status: str, seconds: float = 0.0, rows: int = 0) -> None:
+        self._requests.labels(model_version=version, status=status).inc()
+        if status == "ok":
+            self._latency.labels(model_version=version).observe(seconds)
+            self._rows.labels(model_version=version).inc(rows)
+
+    def render(self) -> bytes:
+        """The exposition text, served as ``content_type``."""
+        return generate_latest(self.registry)
+
+
+class _PredictCalls(Collector):
+    """The batcher counts its model calls itself; this reads the count at scrape time."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("mlops_predict_calls_total",
+                                  "Model calls: fewer than requests when they are batched.", value=self._count())

@@ -1,0 +1,207 @@
+"""What the gateway serves: the registry's ``champion`` (and ``canary``), loaded off the request path, hot-swapped.
+
+The model is resolved from the registry alias (never from memory), downloaded and loaded completely off the
+request path, warmed up on its input example, then swapped in with one reference assignment: a request sees
+the old model or the new one, never half of each. A version that fails to load never replaces the serving
+one; ``/health`` says why. A ``canary`` alias (with its split in registered-model tags) gets a share of the
+traffic, or a copy of all of it in shadow mode. The registry stays the only state, so a restarted gateway comes
+back as it was.
+
+Speed: the raw scikit-learn pipeline is served (no pyfunc) and the signature is compiled once per model.
+This is the one serving module that talks to the registry.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model
+
+from mlops_assets.core.contracts import CANARY, CANARY_PERCENT_TAG, CHAMPION, RELEASE_MODE_TAG
+from mlops_assets.core.registry import ModelRegistry
+from mlops_assets.serving import protocol
+from mlops_assets.serving.config import GatewayConfig
+
+RETRY_FAILED_SECONDS = 60.0  # a version that failed to load is tried again after this (the cause may pass)
+_NO_ALIAS = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}  # MLflow's codes for a missing model/alias
+
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One loaded model version with its compiled signature; immutable, so sharing it needs no lock."""
+
+    version: str
+    model: Any
+    schema: protocol.InputSchema
+    loaded_at: str
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What is served right now. Replaced as a whole, so a request reads one consistent view."""
+
+    champion: Slot | None = None
+    canary: Slot | None = None
+    canary_percent: float = 0.0
+    release_mode: str = "canary"  # "canary": answers a share of traffic; "shadow": sees a copy, never answers
+
+
+class ModelManager:
+    """Follows the registry aliases (``champion``; ``canary`` with its split) and keeps good models loaded.
+
+    Recently served versions stay loaded, so a rollback to the previous champion swaps instantly.
+    """
+
+    KEEP_LOADED = 3
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.routing = Routing()
+        self._loaded: dict[str, Slot] = {}  # least recently wanted first
+        self._errors: dict[str, tuple[str, float]] = {}  # version -> (why it failed, when to try again)
+        self._wanted: tuple[str | None, str | None] = (None, None)
+        self._registry_error: str | None = None
+        self._client: mlflow.MlflowClient | None = None
+        self._registry = ModelRegistry(  # the platform's own registry writes, under its lock
+            tracking_uri=config.tracking_uri, registry_uri=config.registry_uri, model_name=config.model_name,
+            lock_dir=config.lock_dir or str(Path(tempfile.gettempdir()) / "mlops-locks"))
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the gateway does not serve what the registry asks for, or None when it does."""
+        if self._registry_error:
+            return self._registry_error
+        champion, canary = self._wanted
+        for version in (champion, canary):
+            if version in self._errors:
+                return self._errors[version][0]
+        if champion is None and self.routing.champion is None:
+            return f"no '{CHAMPION}' alias for model {self.config.model_name!r} yet"
+        return None
+
+    def _registry(self) -> mlflow.MlflowClient:
+        if self._client is None:
+            self._client = mlflow.MlflowClient(tracking_uri=self.config.tracking_uri,
+                                               registry_uri=self.config.registry_uri)
+        return self._client
+
+    def _alias(self, client: mlflow.MlflowClient, alias: str) -> str | None:
+        try:
+            return str(client.get_model_version_by_alias(self.config.model_name, alias).version)
+        except MlflowException as exc:
+            if exc.error_code in _NO_ALIAS:
+                return None
+            raise
+
+    def refresh(self, force: bool = False) -> str | None:
+        """Load what the aliases point at if it is new; returns the champion version served afterwards.
+
+        ``force`` retries a version that failed to load without waiting for its retry time.
+        """
+        with self._lock:
+            try:
+                client = self._registry()
+                champion = self._alias(client, CHAMPION)
+                canary = self._alias(client, CANARY)
+                tags = client.get_registered_model(self.config.model_name).tags if canary else {}
+            except Exception as exc:  # registry unreachable: keep serving what we have
+                self._registry_error = f"registry unreachable: {type(exc).__name__}: {exc}"
+                return self._served()
+            self._registry_error = None
+            self._wanted = (champion, canary)
+            current = self.routing
+            new_champion = self._get(champion, force) if champion else None
+            new_canary = self._get(canary, force) if canary and canary != champion else None
+            self.routing = Routing(new_champion or current.champion, new_canary, _percent(tags),
+                                   tags.get(RELEASE_MODE_TAG, "canary"))
+            self._evict()
+            return self._served()
+
+    def set_canary_percent(self, percent: float) -> str:
+        """Write the canary's share to the registry, then route by it here at once (other replicas follow at
+        their next poll); returns the canary version. Raises NoCanaryError, or ValueError for a bad share."""
+        version = self._registry.set_canary_percent(percent)
+        self.refresh()
+        return version
+
+    def _served(self) -> str | None:
+        return self.routing.champion.version if self.routing.champion else None
+
+    def _get(self, version: str, force: bool) -> Slot | None:
+        """A loaded slot for ``version``: from memory, or loaded now; None (error recorded) if it fails."""
+        if version in self._loaded:
+            self._loaded[version] = self._loaded.pop(version)  # most recently wanted last
+            return self._loaded[version]
+        failed = self._errors.get(version)
+        if failed and not force and time.monotonic() < failed[1]:
+            return None
+        try:
+            slot = self._load(version)
+        except Exception as exc:  # any load failure keeps the serving model; /health says why
+            self._errors[version] = (f"v{version} failed to load: {type(exc).__name__}: {exc}",
+                                     time.monotonic() + RETRY_FAILED_SECONDS)
+            return None
+        self._errors.pop(version, None)
+        self._loaded[version] = slot
+        return slot
+
+    def _evict(self) -> None:
+        keep = {s.version for s in (self.routing.champion, self.routing.canary) if s}
+        spare = [v for v in self._loaded if v not in keep]
+        for version in spare[: max(0, len(self._loaded) - self.KEEP_LOADED)]:
+            del self._loaded[version]
+
+    def _load(self, version: str) -> Slot:
+        """Download with this gateway's own URIs (never the process-global ones), load the raw sklearn model,
+        and prove it predicts on its own input example before it may serve."""
+        client = self._registry()
+        uri = client.get_model_version_download_uri(self.config.model_name, version)
+        with tempfile.TemporaryDirectory(prefix="mlops-gateway-") as tmp:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp,
+                                                        tracking_uri=self.config.tracking_uri,
+                                                        registry_uri=self.config.registry_uri)
+            meta = Model.load(local)
+            schema = protocol.InputSchema.from_signature(meta.signature)
+            model = mlflow.sklearn.load_model(local)
+            example = meta.load_input_example(local)
+        if isinstance(example, pd.DataFrame):
+            model.predict(protocol.conform(example, schema))
+        return Slot(version, model, schema, datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._poll, name="model-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _poll(self) -> None:
+        while True:
+            try:
+                self.refresh()
+            except Exception as exc:  # a dead poller would silently end hot swaps: record and keep polling
+                self._registry_error = f"poller: {type(exc).__name__}: {exc}"
+            if self._stop.wait(self.config.poll_seconds):
+                return
+
+
+def _percent(tags: dict[str, str]) -> float:
+    try:
+        return float(tags.get(CANARY_PERCENT_TAG, 0) or 0)
+    except ValueError:
+        return 0.0
