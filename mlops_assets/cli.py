@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from mlops_assets import settings, tags
 
@@ -266,16 +267,53 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_drift(args: argparse.Namespace) -> int:
-    from mlops_assets.core.drift import drift_command
+def drift_command(reference: str, current: str, *, as_json: bool = False, html: str | None = None,
+                  columns: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+    """Body of ``mlops drift REFERENCE CURRENT``: 0 no drift (or nothing testable), 1 drift, 2 error."""
+    from mlops_assets.core.drift import detect_drift, fallback_kind, infer_kinds
+    from mlops_assets.core.drift_report import INSUFFICIENT, format_table, render_html
+    from mlops_assets.core.table_input import TableInputError, open_table
 
+    try:
+        ref_frame, cur_frame = open_table(reference), open_table(current)
+        kinds = infer_kinds(ref_frame)
+        if columns is None:
+            selected = {name: kind for name, kind in kinds.items() if name in cur_frame}
+            if not selected:
+                raise TableInputError(f"{current}: no testable column in common with {reference}")
+        else:
+            unknown = [name for name in columns if name not in ref_frame]
+            if unknown:
+                raise TableInputError(f"{reference}: no column named {', '.join(map(repr, unknown))}")
+            selected = {name: kinds.get(name) or fallback_kind(ref_frame[name]) for name in columns}
+        report = detect_drift(ref_frame, cur_frame, selected)
+        text = json.dumps(report.to_dict(), indent=2) if as_json else format_table(report)
+        if html is not None:
+            try:
+                Path(html).write_text(render_html(report), encoding="utf-8")
+            except OSError as exc:
+                raise TableInputError(f"{html}: cannot write HTML report ({exc.strerror or exc})") from exc
+    except TableInputError as exc:
+        print(f"mlops drift: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the CLI promises exit code 2 and a message, never a traceback
+        print(f"mlops drift: error comparing {current} with {reference}: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 2
+    print(text, file=out)
+    if report.status == INSUFFICIENT:
+        print("mlops drift: warning: no column had enough data to test", file=sys.stderr)
+    return 1 if report.dataset_drift else 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
     return drift_command(args.reference, args.current, as_json=args.json, html=args.html)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
     from mlops_assets.core.data import raw_schema
-    from mlops_assets.core.drift import DriftInputError, read_table
     from mlops_assets.core.spec import SpecError, demo_spec, dump_spec, infer_spec, load_spec
+    from mlops_assets.core.table_input import TableInputError, read_table
 
     try:
         if args.schema_cmd == "show":
@@ -291,7 +329,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
         name = args.name or Path(args.file).name.split(".")[0]
         spec = infer_spec(sample, name=name, target=args.target, task=args.task, id_column=args.id_column,
                           timestamp_column=args.timestamp_column)
-    except (DriftInputError, SpecError) as exc:
+    except (TableInputError, SpecError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     text = dump_spec(spec)
