@@ -48,7 +48,7 @@ def _resources(lay: settings.Layout) -> dict:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from mlops_assets.definitions import build_definitions
-    from mlops_assets.loop import run_demo
+    from mlops_assets.headless.demo import run_demo
     from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
 
     lay = settings.layout()
@@ -135,7 +135,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from mlops_assets import tags
     from mlops_assets.core.data import BatchRejected
     from mlops_assets.definitions import build_definitions
-    from mlops_assets.runner import Runner
+    from mlops_assets.headless.sensor_runner import Runner
 
     lay = settings.layout()
     for src in args.paths:

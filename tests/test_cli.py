@@ -33,7 +33,7 @@ def test_ingest_reports_each_file_and_fails_on_quarantine(cli_home, tmp_path, ca
 
 
 def test_data_versions_diff_and_checkout_round_trip(cli_home, defs, instance, tmp_path, capsys):
-    from mlops_assets.runner import Runner
+    from mlops_assets.headless.sensor_runner import Runner
 
     runner = Runner(defs, instance, cli_home.io / "sensor_cursors.json")
     write_batches(cli_home.landing, batches=2, rows=300, seed=3)
@@ -93,7 +93,7 @@ def test_schema_infer_then_the_pipeline_enforces_it(cli_home, tmp_path, monkeypa
 
 
 def test_registry_commands_and_one_step_rollback(cli_home, defs, instance, capsys):
-    from mlops_assets.runner import Runner
+    from mlops_assets.headless.sensor_runner import Runner
     from resources import CHAMPION
 
     runner = Runner(defs, instance, cli_home.io / "sensor_cursors.json")

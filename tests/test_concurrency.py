@@ -3,7 +3,7 @@
 import subprocess
 
 from mlops_assets.core.demo import write_batches
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
 from resources import CHAMPION, PREVIOUS
 
 

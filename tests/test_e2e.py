@@ -12,8 +12,8 @@ from mlops_assets.cli import main
 from mlops_assets.core.demo import make_batch
 from mlops_assets.core.predictions import read_feedback, read_predictions
 from mlops_assets.definitions import build_definitions
+from mlops_assets.serving.client import _records
 from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
-from mlops_assets.traffic import _records
 from resources import CHAMPION, PREVIOUS
 
 

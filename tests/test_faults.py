@@ -11,7 +11,7 @@ import pytest
 
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.definitions import build_definitions
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
 from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
 from resources import CHAMPION, PREVIOUS
 

@@ -17,7 +17,7 @@ from dagster import AssetKey, DagsterInstance, Definitions
 
 from mlops_assets import tags
 from mlops_assets.core.demo import make_batch, write_batches
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
 from resources import CHAMPION, PREVIOUS
 
 

@@ -39,7 +39,7 @@ from servers import MlflowServer, Postgres, free_port, postgres_server
 from mlops_assets import settings, tags
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.definitions import build_definitions
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
 from resources import CHAMPION, PREVIOUS
 
 DEPLOY = Path(__file__).resolve().parents[1] / "docs" / "deploy"

@@ -12,9 +12,9 @@ from mlops_assets.cli import main
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.deployment import SlotStats, canary_decision, route_to_canary, slot_stats
 from mlops_assets.core.predictions import read_predictions
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
+from mlops_assets.serving.client import _records
 from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
-from mlops_assets.traffic import _records
 from resources import CANARY, CHAMPION
 
 TOKEN = "test-admin-token"

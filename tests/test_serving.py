@@ -12,10 +12,10 @@ import pytest
 
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.predictions import read_feedback, read_predictions
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
 from mlops_assets.serving import protocol
+from mlops_assets.serving.client import _records
 from mlops_assets.serving.gateway import GatewayConfig, GatewayThread
-from mlops_assets.traffic import _records
 from resources import CHAMPION
 
 SCHEMA = protocol.InputSchema(("age", "region"), frozenset({"age"}))

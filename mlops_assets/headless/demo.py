@@ -15,11 +15,11 @@ from pathlib import Path
 from dagster import DagsterInstance, Definitions
 
 from mlops_assets import settings, tags
+from mlops_assets.asset_metadata import latest_metadata
 from mlops_assets.core.demo import make_batch, write_batches
-from mlops_assets.runner import Runner, RunOutcome
-from mlops_assets.traffic import deliver_labels, send
+from mlops_assets.headless.sensor_runner import Runner, RunOutcome
+from mlops_assets.serving.client import deliver_labels, send
 from resources import CHAMPION, MlflowTracking
-from sensors.common import latest_metadata
 
 SENSOR_ORDER = ("new_data_sensor", "drift_sensor", "new_dataset_sensor", "performance_sensor")
 
