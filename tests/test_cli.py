@@ -119,9 +119,9 @@ def test_registry_commands_and_one_step_rollback(cli_home, defs, instance, capsy
 
 def test_the_embedded_instance_queues_one_training_run_at_a_time(cli_home):
     from mlops_assets import tags
-    from mlops_assets.cli import _instance
+    from mlops_assets.cli._instance import embedded_instance
 
-    with _instance(cli_home) as instance:
+    with embedded_instance(cli_home) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert {"key": tags.RUN_KIND, "value": "training", "limit": 1} in limits
     assert (cli_home.dagster_home / "dagster.yaml").exists()

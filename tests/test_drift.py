@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mlops_assets.cli import drift_command
+from mlops_assets.cli.drift import drift_command
 from mlops_assets.core.drift import DriftConfig, detect_drift, infer_kinds, psi
 from mlops_assets.core.drift_report import render_html
 from mlops_assets.core.table_input import ParquetColumns
