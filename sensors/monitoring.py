@@ -15,11 +15,12 @@ from dagster import (
     sensor,
 )
 
+from mlops_assets.asset_metadata import latest_metadata
 from mlops_assets.core import triggers
 from mlops_assets.core.contracts import CHAMPION, CHAMPION_VERSION, TRIGGER, RunKind, Trigger
 from mlops_assets.jobs import monitoring_job, training_job
 from resources import ContinuousTraining, MlflowTracking, PredictionLog
-from sensors.common import latest_metadata, runs_in_flight, seconds_since_last_training
+from sensors.common import runs_in_flight, seconds_since_last_training
 
 
 def _cooling_down(context: SensorEvaluationContext, continuous_training: ContinuousTraining) -> bool:

@@ -17,7 +17,7 @@ from servers import MlflowServer
 from mlops_assets.core.contracts import CHAMPION, PREVIOUS
 from mlops_assets.core.demo import write_batches
 from mlops_assets.definitions import build_definitions
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
 
 ADMIN_PASSWORD = "admin-test-only-9f3"  # a loopback-only throwaway credential for this test server
 PLATFORM_PASSWORD = "platform-test-only-4c1"

@@ -33,7 +33,7 @@ def test_ingest_reports_each_file_and_fails_on_quarantine(cli_home, tmp_path, ca
 
 
 def test_data_versions_diff_and_checkout_round_trip(cli_home, defs, instance, tmp_path, capsys):
-    from mlops_assets.runner import Runner
+    from mlops_assets.headless.sensor_runner import Runner
 
     runner = Runner(defs, instance, cli_home.io / "sensor_cursors.json")
     write_batches(cli_home.landing, batches=2, rows=300, seed=3)
@@ -94,7 +94,7 @@ def test_schema_infer_then_the_pipeline_enforces_it(cli_home, tmp_path, monkeypa
 
 def test_registry_commands_and_one_step_rollback(cli_home, defs, instance, capsys):
     from mlops_assets.core.contracts import CHAMPION
-    from mlops_assets.runner import Runner
+    from mlops_assets.headless.sensor_runner import Runner
 
     runner = Runner(defs, instance, cli_home.io / "sensor_cursors.json")
     for seed in (11, 12):
@@ -118,10 +118,10 @@ def test_registry_commands_and_one_step_rollback(cli_home, defs, instance, capsy
 
 
 def test_the_embedded_instance_queues_one_training_run_at_a_time(cli_home):
-    from mlops_assets.cli import _instance
+    from mlops_assets.cli._instance import embedded_instance
     from mlops_assets.core import contracts
 
-    with _instance(cli_home) as instance:
+    with embedded_instance(cli_home) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert {"key": contracts.RUN_KIND, "value": "training", "limit": 1} in limits
     assert (cli_home.dagster_home / "dagster.yaml").exists()

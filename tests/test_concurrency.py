@@ -4,7 +4,7 @@ import subprocess
 
 from mlops_assets.core.contracts import CHAMPION, PREVIOUS
 from mlops_assets.core.demo import write_batches
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
 
 
 def test_two_concurrent_trainings_leave_one_consistent_champion(defs, instance, lay, spawn_training):

@@ -11,15 +11,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mlops_assets.core.drift import (
-    DriftConfig,
-    ParquetColumns,
-    detect_drift,
-    drift_command,
-    infer_kinds,
-    psi,
-    render_html,
-)
+from mlops_assets.cli.drift import drift_command
+from mlops_assets.core.drift import DriftConfig, detect_drift, infer_kinds, psi
+from mlops_assets.core.drift_report import render_html
+from mlops_assets.core.table_input import ParquetColumns
 
 
 def by_name(report):

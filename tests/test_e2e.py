@@ -13,9 +13,9 @@ from mlops_assets.core.contracts import CHAMPION, PREVIOUS
 from mlops_assets.core.demo import make_batch
 from mlops_assets.core.predictions import read_feedback, read_predictions
 from mlops_assets.definitions import build_definitions
+from mlops_assets.serving.client import _records
 from mlops_assets.serving.config import GatewayConfig
 from mlops_assets.serving.server import GatewayThread
-from mlops_assets.traffic import _records
 
 
 def test_demo_loop_retrains_on_drifted_data_and_redeploys(lay, monkeypatch, capsys):

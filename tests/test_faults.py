@@ -12,7 +12,7 @@ import pytest
 from mlops_assets.core.contracts import CHAMPION, PREVIOUS
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.definitions import build_definitions
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
 from mlops_assets.serving.config import GatewayConfig
 from mlops_assets.serving.server import GatewayThread
 

@@ -12,7 +12,7 @@ from mlops_assets.core.data import BatchRejected
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.features import FeatureProfile, build_features, describe, split
 from mlops_assets.core.spec import demo_spec
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
 from resources import DataStore
 
 

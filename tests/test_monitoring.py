@@ -17,7 +17,7 @@ from mlops_assets.core.contracts import CHAMPION
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.predictions import FEEDBACK, PREDICTIONS, JsonlLog
 from mlops_assets.definitions import build_definitions
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
 
 
 @pytest.fixture

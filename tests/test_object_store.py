@@ -14,7 +14,7 @@ from mlops_assets.core.contracts import CHAMPION
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.predictions import PREDICTIONS, JsonlLog, read_predictions
 from mlops_assets.definitions import build_definitions
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
 
 
 @pytest.fixture

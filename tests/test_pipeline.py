@@ -18,7 +18,7 @@ from dagster import AssetKey, DagsterInstance, Definitions
 from mlops_assets.core import contracts
 from mlops_assets.core.contracts import CHAMPION, PREVIOUS
 from mlops_assets.core.demo import make_batch, write_batches
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
 
 
 def runner_for(defs: Definitions, instance: DagsterInstance, lay) -> Runner:

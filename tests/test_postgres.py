@@ -41,7 +41,7 @@ from mlops_assets.core import contracts
 from mlops_assets.core.contracts import CHAMPION, PREVIOUS
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.definitions import build_definitions
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
 
 DEPLOY = Path(__file__).resolve().parents[1] / "docs" / "deploy"
 PG_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")

@@ -13,10 +13,10 @@ from mlops_assets.core.contracts import CANARY, CHAMPION
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.deployment import SlotStats, canary_decision, route_to_canary, slot_stats
 from mlops_assets.core.predictions import read_predictions
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
+from mlops_assets.serving.client import _records
 from mlops_assets.serving.config import GatewayConfig
 from mlops_assets.serving.server import GatewayThread
-from mlops_assets.traffic import _records
 
 TOKEN = "test-admin-token"
 POLICY = {"min_requests": 50, "min_labeled": 50, "max_error_rate_increase": 0.01, "max_latency_ratio": 3.0,

@@ -14,11 +14,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from mlops_assets.core.contracts import CHAMPION
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.predictions import read_feedback, read_predictions
-from mlops_assets.runner import Runner
+from mlops_assets.headless.sensor_runner import Runner
 from mlops_assets.serving import protocol
+from mlops_assets.serving.client import _records
 from mlops_assets.serving.config import GatewayConfig
 from mlops_assets.serving.server import GatewayThread
-from mlops_assets.traffic import _records
 
 SCHEMA = protocol.InputSchema(("age", "region"), frozenset({"age"}))
 

@@ -5,7 +5,6 @@ MLflow store and the real serving gateway on loopback: land batches, ingest, tra
 deploy, serve traffic, detect drift, land drifted data, retrain and redeploy.
 """
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,13 +14,13 @@ from pathlib import Path
 from dagster import DagsterInstance, Definitions
 
 from mlops_assets import settings
+from mlops_assets.asset_metadata import latest_metadata
 from mlops_assets.core import contracts
 from mlops_assets.core.contracts import CHAMPION
 from mlops_assets.core.demo import make_batch, write_batches
-from mlops_assets.runner import Runner, RunOutcome
-from mlops_assets.traffic import deliver_labels, send
+from mlops_assets.headless.sensor_runner import Runner, RunOutcome
+from mlops_assets.serving.client import deliver_labels, send
 from resources import MlflowTracking
-from sensors.common import latest_metadata
 
 SENSOR_ORDER = ("new_data_sensor", "drift_sensor", "new_dataset_sensor", "performance_sensor")
 
@@ -79,7 +78,7 @@ def run_demo(
     store = defs.resources["store"]
     tracking = defs.resources["tracking"]
     summary = DemoSummary()
-    settle = float(os.environ.get("MLOPS_SETTLE_SECONDS", "1.0"))
+    settle = settings.settle_seconds()
     start = date.today() - timedelta(days=baseline_batches + drift_batches)
 
     say(f"1. landing {baseline_batches} baseline batches of {rows} rows in {lay.landing}")

@@ -1,0 +1,38 @@
+"""The ``mlops`` command: the platform headless, from a terminal or a CI job."""
+
+import argparse
+
+from mlops_assets.cli import data, drift, platform, registry, schema
+
+# The order of the commands in ``mlops --help``.
+COMMAND_GROUPS = (platform, data, registry, schema, drift)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Each command module adds its own sub-commands; their heavy imports wait until one of them runs."""
+    parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in COMMAND_GROUPS:
+        group.register(sub)
+    return parser
+
+
+def _quiet_library_warnings() -> None:
+    """Library notices (beta APIs, pandera serialisation hints) are for developers, not for CLI users."""
+    import warnings
+
+    from dagster import BetaWarning, PreviewWarning
+
+    for category in (BetaWarning, PreviewWarning, DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message="Only registered checks may be serialized")
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_library_warnings()
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130

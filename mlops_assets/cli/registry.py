@@ -1,0 +1,73 @@
+"""``mlops registry``, ``mlops deploy``: registered model versions and the releases the gateway follows."""
+
+import argparse
+import functools
+import json
+import sys
+
+from mlops_assets import settings
+from mlops_assets.cli._instance import platform_resources
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from mlops_assets.core import contracts
+
+    tracking = platform_resources(settings.layout())["tracking"]
+    tracking.activate()
+    if args.registry_cmd == "list":
+        client = tracking.client()
+        for v in tracking.versions():
+            aliases = ",".join(client.get_model_version(tracking.model_name, v.version).aliases)
+            print(f"v{v.version:<4} {aliases:<22} dataset {v.tags.get(contracts.LINEAGE_DATASET, '?'):<18} "
+                  f"roc_auc {v.tags.get('metric.roc_auc', '?')}  run {v.run_id}")
+        return 0
+    v = tracking.client().get_model_version(tracking.model_name, args.version)
+    print(json.dumps({"name": v.name, "version": v.version, "aliases": list(v.aliases), "run_id": v.run_id,
+                      "source": v.source, "description": v.description, "tags": dict(v.tags)}, indent=2))
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Change the registry (what every gateway follows), then tell the running gateway and wait for it."""
+    from mlops_assets.core.registry import NoCanaryError
+
+    res = platform_resources(settings.layout())
+    tracking, gateway = res["tracking"], res["gateway"]
+    tracking.activate()
+    if args.deploy_cmd == "traffic":
+        try:
+            canary = tracking.set_canary_percent(args.percent)
+        except (ValueError, NoCanaryError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"canary v{canary} now gets {args.percent:g}% of traffic")
+        target = f"canary v{canary} at {args.percent:g}%"
+        followed = functools.partial(gateway.wait_for_split, canary, args.percent)
+    else:
+        from_v, to_v = tracking.rollback()
+        print(f"champion rolled back: v{from_v} -> v{to_v}")
+        target = f"v{to_v}"
+        followed = functools.partial(gateway.wait_for_version, to_v)
+    if gateway.is_up():
+        token = settings.admin_token()
+        if token and not gateway.reload(token):
+            print(f"warning: the gateway at {gateway.url} refused the reload; it follows at its next poll",
+                  file=sys.stderr)
+        print(f"gateway at {gateway.url} {'serves' if followed() else 'has NOT yet switched to'} {target}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("registry", help="registered model versions")
+    rsub = p.add_subparsers(dest="registry_cmd", required=True)
+    rsub.add_parser("list")
+    q = rsub.add_parser("show")
+    q.add_argument("version")
+    p.set_defaults(func=cmd_registry)
+
+    p = sub.add_parser("deploy", help="deployment operations")
+    dep = p.add_subparsers(dest="deploy_cmd", required=True)
+    dep.add_parser("rollback", help="champion back to the previous version")
+    q = dep.add_parser("traffic", help="set the running canary's share of traffic")
+    q.add_argument("percent", type=float, help="0 to 100")
+    p.set_defaults(func=cmd_deploy)

@@ -1,0 +1,133 @@
+"""Two-sample statistics on cleaned numpy arrays and value counts: the arithmetic under ``core.drift``.
+
+Kept apart from the engine so that the rules (which test, which verdict) read on their own in ``core.drift``;
+each function reproduces the Evidently 0.7 computation that module's docstring names.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.spatial import distance
+
+PSI_EPSILON = 1e-4  # share given to empty PSI bins so the log stays finite
+
+
+def wasserstein_sorted(ref: np.ndarray, cur: np.ndarray) -> float:
+    """Exact 1-D Wasserstein distance of two sorted samples, as the integral of |F^-1 - G^-1| over (0, 1].
+
+    Equal to ``scipy.stats.wasserstein_distance`` (integral of |F - G|), but the quantile form needs no
+    binary searches: the breakpoints k/n and j/m are merged as integers over their common denominator
+    lcm(n, m) (< 2**63 for any sample that fits in memory), so each piece's quantile indices come from
+    integer division, all vectorised.
+    """
+    n, m = ref.size, cur.size
+    denom = math.lcm(n, m)
+    step_ref, step_cur = denom // n, denom // m
+    breaks = np.concatenate(
+        [np.arange(1, n + 1, dtype=np.int64) * step_ref, np.arange(1, m + 1, dtype=np.int64) * step_cur]
+    )
+    breaks.sort()
+    keep = np.empty(breaks.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(breaks[1:], breaks[:-1], out=keep[1:])
+    breaks = breaks[keep]
+    widths = np.diff(breaks, prepend=0)
+    breaks -= 1
+    gaps = np.abs(ref[breaks // step_ref] - cur[breaks // step_cur])
+    return float(np.dot(gaps, widths) / denom)
+
+
+def chi_square(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
+    """Evidently's chi-square: current counts against reference frequencies scaled to the current size.
+
+    A category absent from the reference has expected count 0, so the statistic is infinite and p = 0,
+    as in Evidently (scipy's ``chisquare`` gives the same, with a warning).
+    """
+    expected = ref_counts * (cur_counts.sum() / ref_counts.sum())
+    with np.errstate(divide="ignore"):  # every value was observed somewhere, so 0/0 cannot occur
+        statistic = float(np.sum((cur_counts - expected) ** 2 / expected))
+    return statistic, float(stats.chi2.sf(statistic, ref_counts.size - 1))
+
+
+def z_test(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
+    """Two-sample proportions z-test on the share of the first (sorted) value, Evidently's binary test."""
+    if ref_counts.size < 2:  # one value on both sides: Evidently's explicit p = 1
+        return 0.0, 1.0
+    n_ref, n_cur = ref_counts.sum(), cur_counts.sum()
+    p_ref, p_cur = 1 - ref_counts[0] / n_ref, 1 - cur_counts[0] / n_cur
+    pooled = (p_ref * n_ref + p_cur * n_cur) / (n_ref + n_cur)
+    z = float((p_ref - p_cur) / math.sqrt(pooled * (1 - pooled) * (1 / n_ref + 1 / n_cur)))
+    return z, float(2 * stats.norm.sf(abs(z)))
+
+
+def jensen_shannon(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
+    return float(distance.jensenshannon(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()))
+
+
+def psi_from_shares(ref_share: np.ndarray, cur_share: np.ndarray) -> float:
+    ref_share = np.where(ref_share > 0, ref_share, PSI_EPSILON)
+    cur_share = np.where(cur_share > 0, cur_share, PSI_EPSILON)
+    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
+
+
+def psi_sorted(ref: np.ndarray, cur: np.ndarray, bins: int) -> float:
+    """PSI over reference quantile bins (open-ended outer bins) of two sorted numeric samples."""
+    position = np.arange(1, bins) / bins * (ref.size - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, ref.size - 1)
+    edges = np.unique(ref[low] + (ref[high] - ref[low]) * (position - low))
+    ref_counts = np.diff(np.concatenate([[0], np.searchsorted(ref, edges), [ref.size]]))
+    cur_counts = np.diff(np.concatenate([[0], np.searchsorted(cur, edges), [cur.size]]))
+    return psi_from_shares(ref_counts / ref.size, cur_counts / cur.size)
+
+def finite_floats(series: pd.Series) -> np.ndarray:
+    """float64 values without NaN/inf; no copy when the column is already clean float64."""
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = np.isfinite(values)
+    return values if finite.all() else values[finite]
+
+
+def drop_missing(series: pd.Series) -> pd.Series:
+    if pd.api.types.is_float_dtype(series.dtype):
+        return series[np.isfinite(series.to_numpy(dtype=np.float64, na_value=np.nan))]
+    return series.dropna()
+
+
+def count_table(ref: pd.Series, cur: pd.Series) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """Sorted union of observed values with their counts on each side (unused categories are left out)."""
+    table = pd.concat(
+        [ref.value_counts(sort=False), cur.value_counts(sort=False)], axis=1, keys=["ref", "cur"], sort=False
+    ).fillna(0)
+    table = table[(table["ref"] > 0) | (table["cur"] > 0)]
+    keys = list(table.index)
+    try:
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+    except TypeError:  # mixed types: any stable order works, only the sign of z depends on it
+        order = sorted(range(len(keys)), key=lambda i: str(keys[i]))
+    return (
+        [keys[i] for i in order],
+        table["ref"].to_numpy(dtype=np.float64)[order],
+        table["cur"].to_numpy(dtype=np.float64)[order],
+    )
+
+
+def sorted_counts(ref: np.ndarray, cur: np.ndarray) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """Counts per distinct value of two sorted numeric samples with few distinct values."""
+    keys = np.union1d(_distinct_values(ref), _distinct_values(cur))
+    ref_counts = np.searchsorted(ref, keys, "right") - np.searchsorted(ref, keys, "left")
+    cur_counts = np.searchsorted(cur, keys, "right") - np.searchsorted(cur, keys, "left")
+    return keys.tolist(), ref_counts.astype(np.float64), cur_counts.astype(np.float64)
+
+
+def _distinct_values(values: np.ndarray) -> np.ndarray:
+    """Distinct values of a sorted array, without the re-sort ``np.unique`` would do."""
+    return values[np.concatenate([[True], values[1:] != values[:-1]])]
+
+
+def distinct_count(values: np.ndarray) -> int:
+    return int(np.count_nonzero(values[1:] != values[:-1])) + 1 if values.size else 0
