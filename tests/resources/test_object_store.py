@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import fsspec
 import pytest
-from test_monitoring import serve
 
 from mlops_assets import settings
 from mlops_assets.core.contracts import CHAMPION
@@ -15,6 +14,7 @@ from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.predictions import PREDICTIONS, JsonlLog, read_predictions
 from mlops_assets.definitions import build_definitions
 from mlops_assets.headless.sensor_runner import Runner
+from tests.support.prediction_log import serve
 
 
 @pytest.fixture

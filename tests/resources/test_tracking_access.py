@@ -12,12 +12,12 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.server import get_app_client
-from servers import MlflowServer
 
 from mlops_assets.core.contracts import CHAMPION, PREVIOUS
 from mlops_assets.core.demo import write_batches
 from mlops_assets.definitions import build_definitions
 from mlops_assets.headless.sensor_runner import Runner
+from tests.support.servers import MlflowServer
 
 ADMIN_PASSWORD = "admin-test-only-9f3"  # a loopback-only throwaway credential for this test server
 PLATFORM_PASSWORD = "platform-test-only-4c1"

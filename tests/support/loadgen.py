@@ -1,4 +1,4 @@
-"""A closed-loop load generator for the serving gateway, run as its own process (tests/test_load.py).
+"""A closed-loop load generator for the serving gateway, run as its own process (tests/serving/test_load.py).
 
 ``--connections`` keep-alive HTTP/1.1 connections (``http.client``, one thread each) send the same scoring
 request again as soon as the last answer arrived, until a line (or EOF) arrives on stdin or ``--seconds`` pass.
@@ -7,7 +7,7 @@ answers per ``version/slot``, the distinct predictions each version gave, and a 
 is anything but a 200 with one prediction per row: a status, a dropped connection, a timeout. Standard library
 only, so it starts in a blink and needs nothing installed.
 
-    python tests/loadgen.py --url http://127.0.0.1:5005 --body '{"inputs": {"x": [1.0], "colour": ["red"]}}'
+    python tests/support/loadgen.py --url http://127.0.0.1:5005 --body '{"inputs": {"x": [1.0], "colour": ["red"]}}'
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Releases under load: a load generator in its own process (tests/loadgen.py) keeps keep-alive connections busy
+"""Releases under load: a load generator in its own process (tests/support/loadgen.py) keeps keep-alive connections busy
 against a gateway process while the registry moves through the platform's own release functions (blue-green
 switch, canary start + share change + promotion, rollback). Not one request may fail, every answer must be
 exactly what its version predicts, and both versions must answer during each move.
@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 from sklearn.pipeline import Pipeline
-from tiny_models import TOKEN, GatewayProcess, Store, data, split, train
 
 from mlops_assets.core.contracts import CHAMPION
 from resources.tracking import MlflowTracking
+from tests.support.tiny_models import TOKEN, GatewayProcess, Store, data, split, train
 
-LOADGEN = Path(__file__).with_name("loadgen.py")
+LOADGEN = Path(__file__).resolve().parents[1] / "support" / "loadgen.py"
 ROWS = data(8, 41)[0]
 SETTLE_SECONDS = 1.0  # load before and after each move, so both versions answer in one run
 

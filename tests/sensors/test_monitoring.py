@@ -1,23 +1,21 @@
 """Monitoring and continuous training through real Dagster runs: drift and decay launch exactly one retraining.
 
 The prediction log is written here with the gateway's own writer (the gateway itself is exercised in
-tests/test_gateway.py and tests/test_e2e.py), from the real champion's predictions.
+tests/serving/test_gateway.py and tests/cli/test_demo.py), from the real champion's predictions.
 """
 
 import json
 from datetime import UTC, datetime
 
-import mlflow
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterRunStatus, RunsFilter
 
-from mlops_assets import settings
 from mlops_assets.core import contracts
 from mlops_assets.core.contracts import CHAMPION
 from mlops_assets.core.demo import make_batch, write_batches
-from mlops_assets.core.predictions import FEEDBACK, PREDICTIONS, JsonlLog
 from mlops_assets.definitions import build_definitions
 from mlops_assets.headless.sensor_runner import Runner
+from tests.support.prediction_log import serve
 
 
 @pytest.fixture
@@ -26,26 +24,6 @@ def manual_retraining(monkeypatch):
     monkeypatch.setenv("MLOPS_RETRAIN_ON_NEW_DATA", "false")
     monkeypatch.setenv("MLOPS_DRIFT_EVERY_ROWS", "200")
     monkeypatch.setenv("MLOPS_RETRAIN_COOLDOWN_SECONDS", "0")
-
-
-def serve(lay, tracking, spec, frame, *, with_labels: bool) -> None:
-    """Play the gateway: predict with the champion and log requests (and labels) in its format."""
-    champion = tracking.version_by_alias(CHAMPION)
-    model = mlflow.sklearn.load_model(f"models:/{tracking.model_name}/{champion.version}")
-    root = settings.prediction_log_url(lay)
-    predictions, feedback = JsonlLog(root, PREDICTIONS), JsonlLog(root, FEEDBACK)
-    for start in range(0, len(frame), 25):
-        part = frame.iloc[start:start + 25]
-        x = part[spec.feature_names]
-        rid = f"req-{start}-{champion.version}"
-        predictions.write({"request_id": rid, "model_name": tracking.model_name, "model_version": champion.version,
-                           "slot": "champion", "columns": list(x.columns),
-                           "data": x.astype(object).where(x.notna(), None).to_numpy().tolist(),
-                           "outputs": model.predict(x).tolist(), "latency_ms": 1.0})
-        if with_labels:
-            feedback.write({"request_id": rid, "labels": part[spec.target].tolist()})
-    predictions.close()
-    feedback.close()
 
 
 def training_runs(instance) -> list:

@@ -202,7 +202,7 @@ def test_gate_blocks_a_challenger_worse_than_the_champion(defs, instance, lay):
 
 
 def test_dagster_cli_validates_the_workspace(lay):
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "DAGSTER_HOME": str(lay.dagster_home)}
     dagster = Path(sys.executable).parent / "dagster"
     out = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=repo, env=env,
@@ -265,7 +265,7 @@ def test_a_regression_data_set_runs_the_same_lifecycle(lay, monkeypatch, tmp_pat
 
 def test_cli_backfill_of_a_partition_range_runs_in_one_run(lay):
     """The README's backfill: `dagster asset materialize --partition-range` over the daily monitoring assets."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "DAGSTER_HOME": str(lay.dagster_home)}
     dagster = Path(sys.executable).parent / "dagster"
     out = subprocess.run([str(dagster), "asset", "materialize", "-m", "mlops_assets.definitions", "--select",

@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 import skops.io as sio
 from mlflow.models import infer_signature
-from servers import ServerProcess, free_port
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from resources.tracking import MlflowTracking
+from tests.support.servers import ServerProcess, free_port
 
 MODEL = "gateway-test-model"
 TOKEN = "test-admin-token"

@@ -34,7 +34,6 @@ from dagster._grpc.types import ListRepositoriesResponse
 from dagster._serdes import deserialize_value
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 from mlflow import MlflowClient
-from servers import MlflowServer, Postgres, free_port, postgres_server
 
 from mlops_assets import settings
 from mlops_assets.core import contracts
@@ -42,8 +41,9 @@ from mlops_assets.core.contracts import CHAMPION, PREVIOUS
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.definitions import build_definitions
 from mlops_assets.headless.sensor_runner import Runner
+from tests.support.servers import MlflowServer, Postgres, free_port, postgres_server
 
-DEPLOY = Path(__file__).resolve().parents[1] / "docs" / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "docs" / "deploy"
 PG_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
 
 

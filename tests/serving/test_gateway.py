@@ -1,7 +1,7 @@
 """The serving gateway over real HTTP on loopback, against a real MLflow SQLite store and registry.
 
 No Dagster: models are saved with skops and a signature, uploaded as MLflow logged models, registered and
-aliased with an explicit client (the process-global tracking URI is never touched); see tests/tiny_models.py.
+aliased with an explicit client (the process-global tracking URI is never touched); see tests/support/tiny_models.py.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.pipeline import Pipeline
-from tiny_models import COLUMNS, MODEL, TOKEN, GatewayProcess, Store, data, split, train
 
 from mlops_assets.core.deployment import route_to_canary
 from mlops_assets.core.predictions import read_feedback, read_predictions
@@ -31,6 +30,7 @@ from mlops_assets.serving.batching import Batcher
 from mlops_assets.serving.config import GatewayConfig
 from mlops_assets.serving.models import Slot
 from mlops_assets.serving.server import GatewayThread
+from tests.support.tiny_models import COLUMNS, MODEL, TOKEN, GatewayProcess, Store, data, split, train
 
 
 @pytest.fixture(scope="module")
