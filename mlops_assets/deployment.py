@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import mlflow
 from dagster import AssetExecutionContext, Config, Failure, MetadataValue, Output, asset
 
-from mlops_assets.core.contracts import CANARY, CHAMPION, PREVIOUS
+from mlops_assets.core.contracts import CANARY, CHAMPION, PREVIOUS, RELEASE_MODES
 from mlops_assets.core.deployment import STRATEGIES, smoke_test
 from mlops_assets.core.features import xy
 from mlops_assets.evaluation import SMOKE_ROWS
@@ -54,7 +54,7 @@ def deployment(context: AssetExecutionContext, config: DeploymentConfig, store: 
         alerts.alert("deployment_failed", f"v{version} smoke test failed: {smoke.detail}", severity="error")
         raise Failure(description=f"smoke test of v{version} failed: {smoke.detail}; the champion is unchanged")
 
-    if config.strategy in ("canary", "shadow"):
+    if config.strategy in RELEASE_MODES:
         return _start_canary(context, config, tracking, gateway, version, smoke.detail,
                              registered_model["dataset_id"])
 
@@ -93,7 +93,7 @@ def _start_canary(context: AssetExecutionContext, config: DeploymentConfig, trac
     if tracking.version_by_alias(CHAMPION) is None:
         raise Failure(description=f"a {config.strategy} release needs a champion to compare with; deploy the first "
                                   "model with strategy blue_green")
-    percent = config.canary_percent if config.strategy == "canary" else 0.0
+    percent = config.canary_percent if config.strategy == CANARY else 0.0
     tracking.start_canary(version, percent=percent, mode=config.strategy)
     context.log.info(f"v{version} in the canary slot ({config.strategy}, {percent}% of traffic)")
     served = gateway.wait_for_slot(CANARY, version) if config.wait_for_gateway and gateway.is_up() else None

@@ -2,6 +2,7 @@
 performance from delivered labels. Both are partitioned by day so history can be backfilled."""
 
 import base64
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
@@ -118,16 +119,37 @@ def _output_drift(day: date, spec: DatasetSpec, reference: pd.DataFrame, current
     return {"prediction_drift": pred.to_dict()["columns"][0], "target_drift": target.to_dict()["columns"][0]}
 
 
-def _per_partition(context: AssetExecutionContext, compute) -> tuple[Output, dict[str, Any]]:
+def _per_partition(context: AssetExecutionContext, compute: Callable[[date], tuple[dict[str, Any], dict[str, Any]]],
+                   judge: Callable[[dict[str, Any]], AssetCheckResult]) -> Iterator[Output | AssetCheckResult]:
     """One day per run from sensors and the UI; a whole range in one run for CLI backfills
     (``--partition-range`` needs a single-run backfill policy): then the value maps day -> record.
-    Returns the output and the newest day's record (what the asset check judges)."""
+    The asset check judges the newest day's record."""
     keys = context.partition_keys
     results = {key: compute(date.fromisoformat(key)) for key in keys}
     record, metadata = results[keys[-1]]
     if len(keys) == 1:
-        return Output(record, metadata=metadata), record
-    return Output({k: r for k, (r, _) in results.items()}, metadata={**metadata, "days": len(keys)}), record
+        yield Output(record, metadata=metadata)
+    else:
+        yield Output({k: r for k, (r, _) in results.items()}, metadata={**metadata, "days": len(keys)})
+    yield judge(record)
+
+
+def _drift_check(record: dict[str, Any]) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name="no_dataset_drift", passed=not record.get("dataset_drift", False),
+        severity=AssetCheckSeverity.WARN,
+        description=f"drifted columns: {record.get('drifted_columns')}" if record.get("dataset_drift") else None,
+        metadata={"day": record["day"], "share_drifted": record.get("share_drifted", 0.0),
+                  "status": record.get("status", "insufficient_data")})
+
+
+def _decay_check(record: dict[str, Any]) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name="no_performance_decay", passed=not record["decayed"], severity=AssetCheckSeverity.ERROR,
+        description=(f"live {record['metric']} {record['value']:.3f} (CI {record['ci_low']:.3f}-"
+                     f"{record['ci_high']:.3f}) is below the offline {record['baseline']:.3f}")
+        if record["decayed"] else None,
+        metadata={"day": record["day"], "labeled_rows": record["labeled_rows"]})
 
 
 @asset(
@@ -140,15 +162,8 @@ def _per_partition(context: AssetExecutionContext, compute) -> tuple[Output, dic
 )
 def drift_report(context: AssetExecutionContext, config: DriftReportConfig, store: DataStore,
                  tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter):
-    output, record = _per_partition(
-        context, lambda day: _drift_for_day(day, config, store, tracking, prediction_log, alerts))
-    yield output
-    yield AssetCheckResult(
-        check_name="no_dataset_drift", passed=not record.get("dataset_drift", False),
-        severity=AssetCheckSeverity.WARN,
-        description=f"drifted columns: {record.get('drifted_columns')}" if record.get("dataset_drift") else None,
-        metadata={"day": record["day"], "share_drifted": record.get("share_drifted", 0.0),
-                  "status": record.get("status", "insufficient_data")})
+    yield from _per_partition(
+        context, lambda day: _drift_for_day(day, config, store, tracking, prediction_log, alerts), _drift_check)
 
 
 def _live_for_day(day: date, config: LivePerformanceConfig, store: DataStore, tracking: MlflowTracking,
@@ -185,12 +200,5 @@ def _live_for_day(day: date, config: LivePerformanceConfig, store: DataStore, tr
 )
 def live_performance(context: AssetExecutionContext, config: LivePerformanceConfig, store: DataStore,
                      tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter):
-    output, record = _per_partition(
-        context, lambda day: _live_for_day(day, config, store, tracking, prediction_log, alerts))
-    yield output
-    yield AssetCheckResult(
-        check_name="no_performance_decay", passed=not record["decayed"], severity=AssetCheckSeverity.ERROR,
-        description=(f"live {record['metric']} {record['value']:.3f} (CI {record['ci_low']:.3f}-"
-                     f"{record['ci_high']:.3f}) is below the offline {record['baseline']:.3f}")
-        if record["decayed"] else None,
-        metadata={"day": record["day"], "labeled_rows": record["labeled_rows"]})
+    yield from _per_partition(
+        context, lambda day: _live_for_day(day, config, store, tracking, prediction_log, alerts), _decay_check)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 DEFAULT_HOME = "~/.mlops"
 DEFAULT_MODEL_NAME = "mlops-model"
@@ -26,48 +26,38 @@ def mlops_home() -> Path:
     return home
 
 
+class _Subdir:
+    """A directory under the home, named after the attribute unless told otherwise."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+
+    def __set_name__(self, owner: type, attr: str) -> None:
+        self.name = self.name or attr
+        owner.SUBDIRS = (*getattr(owner, "SUBDIRS", ()), attr)
+
+    def __get__(self, layout: Layout, owner: type | None = None) -> Path:
+        return layout.home / self.name
+
+
 @dataclass(frozen=True)
 class Layout:
     """The directories of one platform home; a plain value so logic can be tested without Dagster."""
 
+    SUBDIRS: ClassVar[tuple[str, ...]] = ()  # filled by _Subdir, in declaration order
     home: Path
-
-    @property
-    def landing(self) -> Path:
-        return self.home / "landing"
-
-    @property
-    def quarantine(self) -> Path:
-        return self.home / "quarantine"
-
-    @property
-    def store(self) -> Path:
-        return self.home / "store"
-
-    @property
-    def predictions(self) -> Path:
-        return self.home / "predictions"
-
-    @property
-    def mlflow_dir(self) -> Path:
-        return self.home / "mlflow"
-
-    @property
-    def io(self) -> Path:
-        return self.home / "io"
-
-    @property
-    def locks(self) -> Path:
-        return self.home / "locks"
-
-    @property
-    def dagster_home(self) -> Path:
-        return self.home / "dagster"
+    landing = _Subdir()
+    quarantine = _Subdir()
+    store = _Subdir()
+    predictions = _Subdir()
+    mlflow_dir = _Subdir("mlflow")
+    io = _Subdir()
+    locks = _Subdir()
+    dagster_home = _Subdir("dagster")
 
     def ensure(self) -> Layout:
-        for path in (self.landing, self.quarantine, self.store, self.predictions, self.mlflow_dir, self.io,
-                     self.locks, self.dagster_home):
-            path.mkdir(parents=True, exist_ok=True)
+        for attr in self.SUBDIRS:
+            getattr(self, attr).mkdir(parents=True, exist_ok=True)
         return self
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from dagster import ConfigurableResource
 
+from mlops_assets.core.contracts import CANARY
 from mlops_assets.core.waiting import wait_until
 
 POLL_SECONDS = 0.25  # how often the waits below ask the gateway
@@ -59,7 +60,7 @@ class ServingGateway(ConfigurableResource):
         """Wait until the gateway sends ``percent`` of traffic to canary ``version``; False on timeout."""
         def split() -> bool:
             health = self._health()
-            return health.get("slots", {}).get("canary") == str(version) and health.get("canary_percent") == percent
+            return health.get("slots", {}).get(CANARY) == str(version) and health.get("canary_percent") == percent
 
         return wait_until(split, self.timeout_seconds, POLL_SECONDS)
 

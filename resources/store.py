@@ -215,16 +215,19 @@ class DataStore(ConfigurableResource):
         return self._read_json(f"batches/{partition}.json")
 
     def batch_records(self) -> list[dict[str, Any]]:
+        return self._read_json_folder("batches")
+
+    def _read_json_folder(self, folder: str) -> list[dict[str, Any]]:
+        """Every JSON record of a store folder, in file-name order."""
         fs, _ = self._filesystem()
-        folder = self._path("batches")
-        if not fs.exists(folder):
+        path = self._path(folder)
+        if not fs.exists(path):
             return []
-        paths = sorted(p for p in fs.ls(folder, detail=False) if p.endswith(".json"))
-        records = []
-        for path in paths:
-            with fs.open(path, "rb") as fh:
-                records.append(json.loads(fh.read()))
-        return records
+        out = []
+        for name in sorted(p for p in fs.ls(path, detail=False) if p.endswith(".json")):
+            with fs.open(name, "rb") as fh:
+                out.append(json.loads(fh.read()))
+        return out
 
     def _object_blocks(self, digest: str) -> Iterator[bytes]:
         """A stored batch's bytes a block at a time; raises after the last block if they do not match its name."""
@@ -317,16 +320,7 @@ class DataStore(ConfigurableResource):
         return self._read_json(f"datasets/{dataset_id}.json")
 
     def manifests(self) -> list[dict[str, Any]]:
-        fs, _ = self._filesystem()
-        folder = self._path("datasets")
-        if not fs.exists(folder):
-            return []
-        out = []
-        for path in fs.ls(folder, detail=False):
-            if path.endswith(".json"):
-                with fs.open(path, "rb") as fh:
-                    out.append(json.loads(fh.read()))
-        return sorted(out, key=lambda m: (m["created"], m["id"]))
+        return sorted(self._read_json_folder("datasets"), key=lambda m: (m["created"], m["id"]))
 
     def iter_dataset(self, dataset_id: str, chunk_rows: int = features_logic.CHUNK_ROWS) -> Iterator[pd.DataFrame]:
         """A dataset version's rows a chunk at a time, batch after batch, each batch verified against its hash

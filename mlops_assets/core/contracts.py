@@ -2,6 +2,7 @@
 instance), registry aliases and registered-model tags (read by the gateway), and the lineage tags every MLflow
 run and model version carries. No Dagster or MLflow import, so the gateway and the CLI share them cheaply."""
 
+
 class RunKind:
     """What a Dagster run does (tag ``mlops/run_kind``): the run queue and the sensors count runs by it.
     Plain strings, not an Enum: Dagster stores tags as strings and serialises only its own enums."""

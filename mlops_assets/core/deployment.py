@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-STRATEGIES = ("blue_green", "canary", "shadow")
+from mlops_assets.core.contracts import RELEASE_MODES
+
+STRATEGIES = ("blue_green", *RELEASE_MODES)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ import fsspec
 import pandas as pd
 from fsspec.implementations.local import LocalFileSystem
 
+from mlops_assets.core.contracts import CHAMPION
+
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
 LOCAL_FLUSH_SECONDS = 0.2
@@ -169,7 +171,7 @@ def read_predictions(root: str | Path, day: date) -> pd.DataFrame:
         frame.insert(1, "row", range(len(frame)))
         frame.insert(2, "ts", rec["ts"])
         frame.insert(3, "model_version", str(rec.get("model_version")))
-        frame.insert(4, "slot", rec.get("slot", "champion"))
+        frame.insert(4, "slot", rec.get("slot", CHAMPION))
         outputs = list(rec.get("outputs", []))
         frame.insert(5, "prediction", (outputs + [None] * len(frame))[: len(frame)])
         frame.insert(6, "latency_ms", rec.get("latency_ms"))

@@ -124,6 +124,6 @@ def _champion_line(tracking: MlflowTracking, summary: DemoSummary, say: Callable
         return
     summary.champion = champion.version
     summary.champion_dataset = champion.tags.get(contracts.LINEAGE_DATASET)
-    auc = champion.tags.get("metric.roc_auc", "?")
+    auc = champion.tags.get(f"{contracts.METRIC_TAG_PREFIX}roc_auc", "?")
     say(f"   champion: {tracking.model_name} v{champion.version} (dataset {summary.champion_dataset}, "
         f"holdout ROC AUC {auc})")

@@ -53,7 +53,7 @@ class Routing:
     champion: Slot | None = None
     canary: Slot | None = None
     canary_percent: float = 0.0
-    release_mode: str = "canary"  # "canary": answers a share of traffic; "shadow": sees a copy, never answers
+    release_mode: str = CANARY  # "canary": answers a share of traffic; "shadow": sees a copy, never answers
 
 
 class ModelManager:
@@ -126,7 +126,7 @@ class ModelManager:
             new_champion = self._get(champion, force) if champion else None
             new_canary = self._get(canary, force) if canary and canary != champion else None
             self.routing = Routing(new_champion or current.champion, new_canary, _percent(tags),
-                                   tags.get(RELEASE_MODE_TAG, "canary"))
+                                   tags.get(RELEASE_MODE_TAG, CANARY))
             self._evict()
             return self._served()
 

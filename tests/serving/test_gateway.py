@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +33,14 @@ from mlops_assets.serving.config import GatewayConfig
 from mlops_assets.serving.models import Slot
 from mlops_assets.serving.server import GatewayThread
 from tests.support.tiny_models import COLUMNS, MODEL, TOKEN, GatewayProcess, Store, data, split, train
+
+
+def test_the_gateway_imports_no_orchestrator() -> None:
+    """A model server loads MLflow, scikit-learn and its web stack; never Dagster or the platform's resources."""
+    probe = ("import sys, mlops_assets.serving.app, mlops_assets.serving.server; "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'resources', 'sensors'}))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.fixture(scope="module")
