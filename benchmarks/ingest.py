@@ -108,16 +108,16 @@ def worker(kind: str, path: str, spec_path: str, chunk_rows: int) -> None:
     source = Path(path)
     if kind == "ours":
         sys.path.insert(0, str(ROOT))
-        from mlops_assets.core import data
+        from mlops_assets.core import validation, versions
         from resources import DataStore
 
         home = source.parent / f"home-{source.suffix[1:]}"
         store = DataStore(root=str(home / "store"), landing_dir=str(home / "landing"),
                           quarantine_dir=str(home / "quarantine"), spec_path=spec_path)
-        schema_hash = data.schema_hash(data.raw_schema(store.spec()))
+        schema_hash = versions.schema_hash(validation.raw_schema(store.spec()))
         baseline = peak_rss()
         start = time.perf_counter()
-        record, _ = store.ingest("bench", source, source_sha256=data.sha256_file(source), schema_hash=schema_hash,
+        record, _ = store.ingest("bench", source, source_sha256=versions.sha256_file(source), schema_hash=schema_hash,
                                  chunk_rows=chunk_rows)
         seconds = time.perf_counter() - start
         out = {"rows": record["rows"], "sha256": record["sha256"], "stored_bytes": record["bytes"]}
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         worker(kind, path, spec_path, int(chunk_rows))
         return 0
     sys.path.insert(0, str(ROOT))
-    from mlops_assets.core.data import DEFAULT_CHUNK_ROWS
+    from mlops_assets.core.ingestion import DEFAULT_CHUNK_ROWS
 
     chunk_rows = args.chunk_rows or DEFAULT_CHUNK_ROWS
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:

@@ -34,15 +34,15 @@ SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 
 
 def validate_worker(path: Path, spec_path: Path, home: Path) -> dict:
-    from mlops_assets.core import data
+    from mlops_assets.core import validation, versions
     from resources import DataStore
 
     store = DataStore(root=str(home / "store"), landing_dir=str(home / "landing"),
                       quarantine_dir=str(home / "quarantine"), spec_path=str(spec_path))
-    digest = data.schema_hash(data.raw_schema(store.spec()))
+    digest = versions.schema_hash(validation.raw_schema(store.spec()))
     baseline = peak_rss()
     start = time.perf_counter()
-    record, _ = store.ingest("bench", path, source_sha256=data.sha256_file(path), schema_hash=digest)
+    record, _ = store.ingest("bench", path, source_sha256=versions.sha256_file(path), schema_hash=digest)
     return {"seconds": time.perf_counter() - start, "peak_rss": peak_rss(), "baseline_rss": baseline,
             "sha256": record["sha256"], "rows": record["rows"]}
 
@@ -55,13 +55,13 @@ def _store(spec_path: Path, home: Path):
 
 
 def features_worker(spec_path: Path, home: Path, sha256: str) -> dict:
-    from mlops_assets.core import data
+    from mlops_assets.core import versions
     from mlops_assets.core.features import build_features
 
     store = _store(spec_path, home)
     spec = store.spec()
     record = store.batch_record("bench")
-    manifest = store.save_dataset(data.build_manifest([record], spec_name=spec.name,
+    manifest = store.save_dataset(versions.build_manifest([record], spec_name=spec.name,
                                                       schema_digest=record["schema_hash"]))
     assert record["sha256"] == sha256
     baseline = peak_rss()

@@ -15,8 +15,7 @@ from dagster import (
 )
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from mlops_assets.core import contracts
-from mlops_assets.core import data as logic
+from mlops_assets.core import contracts, ingestion, validation, versions
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.partitions import batch_partitions
 from mlops_assets.records import DatasetRecord
@@ -28,7 +27,7 @@ RAW_CHECK = "schema"
 class IngestConfig(Config):
     """How a batch is read: ``chunk_rows`` rows at a time, which bounds ingestion's memory for any file size."""
 
-    chunk_rows: int = logic.DEFAULT_CHUNK_ROWS
+    chunk_rows: int = ingestion.DEFAULT_CHUNK_ROWS
 
 
 def _landing_file(context: AssetExecutionContext, store: DataStore, key: str):
@@ -55,8 +54,8 @@ def _landing_file(context: AssetExecutionContext, store: DataStore, key: str):
 def raw_batches(context: AssetExecutionContext, config: IngestConfig, store: DataStore, alerts: Alerter):
     key = context.partition_key
     spec = store.spec()
-    schema = logic.raw_schema(spec)
-    digest = logic.schema_hash(schema)
+    schema = validation.raw_schema(spec)
+    digest = versions.schema_hash(schema)
     try:
         path = _landing_file(context, store, key)
     except LandingFileError as exc:
@@ -71,11 +70,11 @@ def raw_batches(context: AssetExecutionContext, config: IngestConfig, store: Dat
         yield Output(record, data_version=DataVersion(record["sha256"]), metadata={"sha256": record["sha256"]})
         return
 
-    source_sha = logic.sha256_file(path)
+    source_sha = versions.sha256_file(path)
     try:
         record, preview = store.ingest(key, path, source_sha256=source_sha, schema_hash=digest,
                                        chunk_rows=config.chunk_rows)
-    except logic.BatchRejected as rejected:
+    except validation.BatchRejected as rejected:
         report = {**rejected.report(), "partition": key, "source_sha256": source_sha, "schema": schema.name}
         moved = store.quarantine_file(path, report)
         alerts.alert("batch_quarantined", f"batch {key} quarantined: {rejected.reason}", file=path.name,

@@ -3,8 +3,8 @@
 from dagster import AssetExecutionContext, Config, DataVersion, Failure, MetadataValue, Output, asset
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from mlops_assets.core import data as data_logic
 from mlops_assets.core import features as logic
+from mlops_assets.core import validation
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.records import DatasetRecord, FeaturesRecord
 from resources import DataStore
@@ -31,7 +31,7 @@ def features(context: AssetExecutionContext, config: FeaturesConfig, store: Data
                 store.iter_dataset(dataset["id"], config.chunk_rows), spec, write,
                 progress=lambda done: context.log.debug(f"features for {dataset['id']}: {done} of {total} rows "
                                                         f"({done / total:.0%})"))
-    except data_logic.BatchRejected as rejected:
+    except validation.BatchRejected as rejected:
         raise Failure(description=f"feature validation failed for dataset {dataset['id']}: {rejected}") \
             from rejected
     train, holdout = profiles["train"], profiles["holdout"]
@@ -42,6 +42,6 @@ def features(context: AssetExecutionContext, config: FeaturesConfig, store: Data
         "train_rows": train.rows,
         "holdout_rows": holdout.rows,
         "summary": MetadataValue.md(markdown_table(train.table())),
-        "dagster/column_schema": pandera_schema_to_dagster_type(data_logic.feature_schema(spec))
+        "dagster/column_schema": pandera_schema_to_dagster_type(validation.feature_schema(spec))
         .metadata["schema"].schema,
     })

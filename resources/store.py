@@ -28,8 +28,8 @@ from dagster import ConfigurableResource
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import PrivateAttr
 
-from mlops_assets.core import data as data_logic
 from mlops_assets.core import features as features_logic
+from mlops_assets.core import ingestion, validation, versions
 from mlops_assets.core import training as training_logic
 from mlops_assets.core.spec import DatasetSpec, demo_spec, load_spec
 
@@ -182,14 +182,14 @@ class DataStore(ConfigurableResource):
 
     # --- batches --------------------------------------------------------------------------------
     def ingest(self, partition: str, path: Path, *, source_sha256: str, schema_hash: str,
-               chunk_rows: int = data_logic.DEFAULT_CHUNK_ROWS) -> tuple[dict[str, Any], pd.DataFrame]:
+               chunk_rows: int = ingestion.DEFAULT_CHUNK_ROWS) -> tuple[dict[str, Any], pd.DataFrame]:
         """Validate a landed file chunk by chunk and store it content-addressed, in bounded memory.
 
         Raises ``BatchRejected`` (nothing stored) for a file that fails; returns the batch record and the first
         rows of the stored batch.
         """
         with self._staging() as tmp:
-            batch = data_logic.ingest_file(path, self.spec(), tmp / "batch.parquet", chunk_rows=chunk_rows)
+            batch = ingestion.ingest_file(path, self.spec(), tmp / "batch.parquet", chunk_rows=chunk_rows)
             fs, _ = self._filesystem()
             obj = f"objects/{batch.sha256[:2]}/{batch.sha256}.parquet"
             if not fs.exists(self._path(obj)):
@@ -264,11 +264,11 @@ class DataStore(ConfigurableResource):
                 if name not in names:
                     raise KeyError(f"{name!r} is not one of the feature tables {names}")
                 first = writers.get(name) or next(iter(writers.values()), None)
-                table = data_logic.to_arrow(frame, first.schema if first else None)
+                table = ingestion.to_arrow(frame, first.schema if first else None)
                 if name not in writers:
                     writers[name] = pq.ParquetWriter(tmp / f"{name}.parquet", table.schema,
-                                                     **data_logic.PARQUET_OPTIONS)
-                writers[name].write_table(table, row_group_size=data_logic.ROW_GROUP_ROWS)
+                                                     **ingestion.PARQUET_OPTIONS)
+                writers[name].write_table(table, row_group_size=ingestion.ROW_GROUP_ROWS)
 
             try:
                 yield write
@@ -280,7 +280,7 @@ class DataStore(ConfigurableResource):
             schema = next(iter(writers.values())).schema
             for name in names:
                 if name not in writers:  # no row went to this side: an empty table of the same columns
-                    pq.write_table(schema.empty_table(), tmp / f"{name}.parquet", **data_logic.PARQUET_OPTIONS)
+                    pq.write_table(schema.empty_table(), tmp / f"{name}.parquet", **ingestion.PARQUET_OPTIONS)
                 self._atomic_put(f"features/{dataset_id}/{name}.parquet", tmp / f"{name}.parquet")
 
     def iter_features(self, dataset_id: str, name: str, columns: list[str] | None = None,
@@ -303,9 +303,9 @@ class DataStore(ConfigurableResource):
         """The dataset version the accepted batches form under the current spec (not saved; None before the
         first batch): the one computation behind the ``dataset`` asset and the new-dataset sensor."""
         spec = self.spec()
-        digest = data_logic.schema_hash(data_logic.raw_schema(spec))
+        digest = versions.schema_hash(validation.raw_schema(spec))
         batches = [b for b in self.batch_records() if b.get("schema_hash") == digest]
-        return data_logic.build_manifest(batches, spec_name=spec.name, schema_digest=digest) if batches else None
+        return versions.build_manifest(batches, spec_name=spec.name, schema_digest=digest) if batches else None
 
     def save_dataset(self, manifest: dict[str, Any]) -> dict[str, Any]:
         existing = self.load_manifest(manifest["id"])
@@ -315,7 +315,7 @@ class DataStore(ConfigurableResource):
         return manifest
 
     def load_manifest(self, dataset_id: str) -> dict[str, Any] | None:
-        if not data_logic.PARTITION_KEY.match(dataset_id):
+        if not versions.PARTITION_KEY.match(dataset_id):
             raise ValueError(f"{dataset_id!r} is not a dataset version id")
         return self._read_json(f"datasets/{dataset_id}.json")
 

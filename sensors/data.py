@@ -4,8 +4,7 @@ import json
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
-from mlops_assets.core import contracts, triggers
-from mlops_assets.core import data as data_logic
+from mlops_assets.core import contracts, ingestion, triggers, validation, versions
 from mlops_assets.core.contracts import CHAMPION, RunKind, Trigger
 from mlops_assets.jobs import ingest_job, training_job
 from mlops_assets.partitions import batch_partitions
@@ -30,14 +29,14 @@ def new_data_sensor(context: SensorEvaluationContext, store: DataStore, alerts: 
     for name in todo:
         try:
             path = store.resolve_landing(name)
-            key = data_logic.partition_key_for(path)
-        except (LandingFileError, data_logic.BatchRejected) as exc:
+            key = ingestion.partition_key_for(path)
+        except (LandingFileError, validation.BatchRejected) as exc:
             moved = store.quarantine_file(store.landing / name, {"file": name, "reason": str(exc), "failures": []})
             alerts.alert("batch_quarantined", f"{name} quarantined before ingestion: {exc}", file=name,
                          quarantined_as=moved.name)
             seen.pop(name, None)
             continue
-        sha = data_logic.sha256_file(path)
+        sha = versions.sha256_file(path)
         seen[name] = listing[name]
         if key not in known:
             keys.append(key)

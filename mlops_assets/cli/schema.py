@@ -6,9 +6,9 @@ from pathlib import Path
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from mlops_assets.core.data import raw_schema
     from mlops_assets.core.spec import SpecError, demo_spec, dump_spec, infer_spec, load_spec
     from mlops_assets.core.table_input import TableInputError, read_table
+    from mlops_assets.core.validation import raw_schema
 
     try:
         if args.schema_cmd == "show":

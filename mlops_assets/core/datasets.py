@@ -14,9 +14,9 @@ from typing import Any, Protocol
 import pandas as pd
 
 from mlops_assets.core import contracts
-from mlops_assets.core.data import BatchRejected
 from mlops_assets.core.features import FeatureProfile
 from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.core.validation import BatchRejected
 
 
 def manifest_diff(a_id: str, a: Mapping[str, Any], b_id: str, b: Mapping[str, Any]) -> list[str]:

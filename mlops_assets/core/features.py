@@ -1,7 +1,7 @@
 """Feature preparation: a stable train/holdout split and the fitted preprocessing that travels with the model.
 
 Preprocessing is part of the scikit-learn Pipeline, so serving takes raw columns and can never skew from
-training; the split is by a hash of the row id (see ``core.data.stable_holdout_mask``).
+training; the split is by a hash of the row id (see ``core.versions.stable_holdout_mask``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlops_assets.core import data as data_logic
-from mlops_assets.core.data import stable_holdout_mask
+from mlops_assets.core import validation
 from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.core.versions import stable_holdout_mask
 
 # Rows of a dataset version read, split, validated and written at a time by the features stage.
 CHUNK_ROWS = 256 * 1024
@@ -41,25 +41,25 @@ def build_features(chunks: Iterable[pd.DataFrame], spec: DatasetSpec, write: Cal
     validated against the feature schema, profiled and handed to ``write(name, part)``, so memory is bounded by
     a chunk. The rules a chunk cannot judge (share of nulls, two classes to learn) are checked at the end.
     Raises ``BatchRejected`` naming the table, column and rule; returns each table's profile."""
-    schema = data_logic.feature_schema(spec)
-    per_chunk = data_logic.chunk_schema(schema)
+    schema = validation.feature_schema(spec)
+    per_chunk = validation.chunk_schema(schema)
     columns = spec.feature_names + [spec.target]
     profiles = {"train": FeatureProfile(spec), "holdout": FeatureProfile(spec)}
     for chunk in chunks:
         parts = split(chunk, spec)
         for name, part in (("train", parts.train), ("holdout", parts.holdout)):
-            data_logic.validate(part[columns], per_chunk, file=f"{name} features")
+            validation.validate(part[columns], per_chunk, file=f"{name} features")
             profiles[name].update(part)
             write(name, part)
         if progress:
             progress(sum(p.rows for p in profiles.values()))
     for name, profile in profiles.items():
-        failures = data_logic.null_share_failures(profile.nulls, profile.rows, data_logic.null_limits(spec))
+        failures = validation.null_share_failures(profile.nulls, profile.rows, validation.null_limits(spec))
         if failures:
-            raise data_logic.BatchRejected(f"{name} features", f"failed validation against schema {schema.name!r}",
+            raise validation.BatchRejected(f"{name} features", f"failed validation against schema {schema.name!r}",
                                            failures)
     if spec.task == "classification" and len(profiles["train"].label_counts()) < 2:
-        raise data_logic.BatchRejected("train features", "a single class in the training rows; land batches "
+        raise validation.BatchRejected("train features", "a single class in the training rows; land batches "
                                                          "with every label before training")
     return profiles
 

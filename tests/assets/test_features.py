@@ -7,11 +7,11 @@ import pytest
 import yaml
 from dagster import AssetKey
 
-from mlops_assets.core import data, training
-from mlops_assets.core.data import BatchRejected
+from mlops_assets.core import training, validation, versions
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.core.features import FeatureProfile, build_features, describe, split
 from mlops_assets.core.spec import demo_spec
+from mlops_assets.core.validation import BatchRejected
 from mlops_assets.headless.sensor_runner import Runner
 from resources import DataStore
 
@@ -124,9 +124,9 @@ def test_a_corrupted_stored_batch_is_refused_before_any_row_is_used(tmp_path):
     spec = store.spec()
     path = tmp_path / "b1.csv"
     make_batch(500, seed=4).to_csv(path, index=False)
-    digest = data.schema_hash(data.raw_schema(spec))
-    record, _ = store.ingest("b1", path, source_sha256=data.sha256_file(path), schema_hash=digest)
-    manifest = store.save_dataset(data.build_manifest([record], spec_name=spec.name, schema_digest=digest))
+    digest = versions.schema_hash(validation.raw_schema(spec))
+    record, _ = store.ingest("b1", path, source_sha256=versions.sha256_file(path), schema_hash=digest)
+    manifest = store.save_dataset(versions.build_manifest([record], spec_name=spec.name, schema_digest=digest))
     assert len(pd.concat(store.iter_dataset(manifest["id"]))) == 500
     assert [p.name for p in store.checkout(manifest["id"], tmp_path / "good")] == ["b1.parquet"]
 

@@ -1,4 +1,5 @@
-"""Streaming ingestion: a batch read in many chunks is validated and stored exactly as if read whole."""
+"""Ingestion: unreadable files get a clear reason, and a batch read in many chunks is validated and stored
+exactly as if read whole, in canonical bytes."""
 
 from pathlib import Path
 
@@ -6,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.core import contracts, data
+from mlops_assets.core import contracts, ingestion, validation, versions
 from mlops_assets.core.demo import make_batch
 from mlops_assets.core.spec import demo_spec
 
@@ -18,14 +19,54 @@ def spec():
 
 def whole_file_bytes(frame: pd.DataFrame, spec, **kw) -> bytes:
     """The canonical bytes of a batch validated in one piece, as ingestion did before it streamed."""
-    valid = data.validate(frame, data.raw_schema(spec), file="whole")
-    return data.to_parquet_bytes(data.canonical_frame(valid, spec), **kw)
+    valid = validation.validate(frame, validation.raw_schema(spec), file="whole")
+    return ingestion.to_parquet_bytes(ingestion.canonical_frame(valid, spec), **kw)
 
 
 def rejected(path: Path, spec, tmp_path: Path, chunk_rows: int) -> dict:
-    with pytest.raises(data.BatchRejected) as err:
-        data.ingest_file(path, spec, tmp_path / "out.parquet", chunk_rows=chunk_rows)
+    with pytest.raises(validation.BatchRejected) as err:
+        ingestion.ingest_file(path, spec, tmp_path / "out.parquet", chunk_rows=chunk_rows)
     return {(f["column"], f["check"]): f for f in err.value.failures}
+
+
+def test_partition_keys_must_be_safe():
+    assert ingestion.partition_key_for(Path("batch_2026-01-01.csv")) == "batch_2026-01-01"
+    with pytest.raises(validation.BatchRejected):
+        ingestion.partition_key_for(Path("bad name;rm.csv"))
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"", "file is empty"),
+    (b"application_id,age,income\n", "header but no rows"),
+    (b"\xff\xfe\x00garbage\x00\xff" * 50, "not UTF-8"),
+    (b"application_id;age;income\n1;2;3\n", "another delimiter"),
+])
+def test_unreadable_csv_files_get_a_clear_reason(tmp_path: Path, spec, content: bytes, reason: str):
+    path = tmp_path / "batch.csv"
+    path.write_bytes(content)
+    with pytest.raises(validation.BatchRejected) as err:
+        ingestion.ingest_file(path, spec, tmp_path / "out.parquet")
+    assert reason in err.value.reason
+    assert err.value.file == "batch.csv"
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_truncated_parquet_is_rejected(tmp_path: Path, spec):
+    good = tmp_path / "good.parquet"
+    make_batch(100, seed=4).to_parquet(good)
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(validation.BatchRejected, match="unreadable Parquet"):
+        ingestion.ingest_file(bad, spec, tmp_path / "out.parquet")
+    assert ingestion.ingest_file(good, spec, tmp_path / "out.parquet").rows == 100
+
+
+def test_canonical_bytes_do_not_depend_on_row_or_column_order(spec):
+    frame = validation.validate(make_batch(300, seed=5), validation.raw_schema(spec), file="a")
+    shuffled = frame.sample(frac=1, random_state=1)[list(reversed(frame.columns))]
+    a = ingestion.to_parquet_bytes(ingestion.canonical_frame(frame, spec))
+    b = ingestion.to_parquet_bytes(ingestion.canonical_frame(shuffled, spec))
+    assert versions.sha256_bytes(a) == versions.sha256_bytes(b)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -36,12 +77,12 @@ def test_many_chunks_store_the_bytes_of_one(tmp_path: Path, spec, suffix: str):
     expected = whole_file_bytes(frame, spec)
     for chunk_rows in (333, 5000, 1_000_000):
         out = tmp_path / f"out_{chunk_rows}.parquet"
-        batch = data.ingest_file(path, spec, out, chunk_rows=chunk_rows)
+        batch = ingestion.ingest_file(path, spec, out, chunk_rows=chunk_rows)
         assert out.read_bytes() == expected
-        assert batch.sha256 == data.sha256_bytes(expected) and batch.rows == 5000
+        assert batch.sha256 == versions.sha256_bytes(expected) and batch.rows == 5000
         assert batch.preview["application_id"].tolist() == [0, 1, 2, 3, 4]
     # Several row groups, each merged from slices of many sorted chunks, still give the whole-file bytes.
-    small_groups = data.ingest_file(path, spec, tmp_path / "groups.parquet", chunk_rows=333, row_group_rows=1024)
+    small_groups = ingestion.ingest_file(path, spec, tmp_path / "groups.parquet", chunk_rows=333, row_group_rows=1024)
     assert small_groups.path.read_bytes() == whole_file_bytes(frame, spec, row_group_rows=1024)
     assert sorted(p.name for p in tmp_path.iterdir() if "spill" in p.name) == []
 
@@ -103,5 +144,5 @@ def test_the_asset_stores_the_same_object_whatever_its_chunk_size(defs, instance
             run_config={"ops": {"raw_batches": {"config": {"chunk_rows": chunk_rows}}}})
         assert result.success
         digests.append(store.batch_record(key)["sha256"])
-    assert digests[0] == digests[1] == data.sha256_bytes(whole_file_bytes(frame, store.spec()))
+    assert digests[0] == digests[1] == versions.sha256_bytes(whole_file_bytes(frame, store.spec()))
     assert list((lay.store / "tmp").iterdir()) == []  # no staging or spill files left behind
