@@ -182,7 +182,7 @@ def _live_for_day(day: date, config: LivePerformanceConfig, store: DataStore, tr
                      f"[{live.ci_low:.3f}, {live.ci_high:.3f}] vs offline {baseline:.3f} for v{version}",
                      severity="error")
     record = {"day": day.isoformat(), "champion_version": version, "baseline": baseline, "decayed": decayed,
-              **live.to_dict()}
+              "tolerance": config.tolerance, "min_labeled_rows": config.min_labeled_rows, **live.to_dict()}
     return record, {
         "metric": live.metric, "value": live.value, "ci_low": live.ci_low, "ci_high": live.ci_high,
         "labeled_rows": live.labeled_rows, "offline_baseline": baseline, "decayed": decayed,

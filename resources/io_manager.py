@@ -56,6 +56,11 @@ class JsonRecordIOManager(ConfigurableIOManager):
                                     "materialize it first")
         return json.loads(path.read_text(encoding="utf-8"))
 
+    def latest_record(self, asset: str, partition: str = "__all__") -> Any | None:
+        """The newest record of an asset partition, for readers outside a run (``mlops monitor show``)."""
+        path = Path(self.base_dir, asset, f"{partition}.json")
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
 
 def _run_id(context: OutputContext | None) -> str | None:
     """The run that produced an output (None when the context was built without one, as in unit tests)."""

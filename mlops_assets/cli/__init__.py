@@ -2,10 +2,10 @@
 
 import argparse
 
-from mlops_assets.cli import data, drift, platform, registry, schema
+from mlops_assets.cli import data, drift, monitor, platform, registry, schema, train
 
 # The order of the commands in ``mlops --help``.
-COMMAND_GROUPS = (platform, data, registry, schema, drift)
+COMMAND_GROUPS = (platform, data, train, registry, monitor, schema, drift)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,6 +52,12 @@ class DriftReport:
     def drifted_columns(self) -> list[str]:
         return [c.column for c in self.columns if c.drifted]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DriftReport:
+        """The report back from ``to_dict`` (a stored drift record), so it renders the same way again."""
+        names = {f.name for f in fields(cls)} - {"columns"}
+        return cls(columns=[ColumnDrift(**c) for c in data["columns"]], **{k: data[k] for k in names})
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only: non-finite floats (a chi-square with unseen categories) become None."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "columns"}

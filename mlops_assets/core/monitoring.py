@@ -72,3 +72,21 @@ def decay_detected(live: LiveMetrics, baseline: float, *, tolerance: float, min_
     if live.metric == "accuracy":
         return live.ci_high < baseline - tolerance
     return live.ci_low > baseline + tolerance
+
+
+def explain_decay(live: dict[str, Any], *, tolerance: float, min_rows: int) -> str:
+    """Why a day's live-performance record is (or is not) decay, in the words of ``decay_detected``'s rule."""
+    metric, baseline = live["metric"], live.get("baseline", float("nan"))
+    if live["labeled_rows"] < min_rows:
+        return f"not judged: {live['labeled_rows']} labelled rows, {min_rows} needed"
+    if math.isnan(live["value"]) or baseline is None or math.isnan(baseline):
+        return "not judged: no offline baseline for the serving champion"
+    interval = f"[{live['ci_low']:.4f}, {live['ci_high']:.4f}]"
+    if metric == "accuracy":
+        bound = baseline - tolerance
+        side = "entirely below" if live["ci_high"] < bound else "not entirely below"
+    else:
+        bound = baseline + tolerance
+        side = "entirely above" if live["ci_low"] > bound else "not entirely above"
+    return (f"live {metric} interval {interval} is {side} {bound:.4f} "
+            f"(offline {baseline:.4f} {'-' if metric == 'accuracy' else '+'} tolerance {tolerance})")

@@ -1,0 +1,47 @@
+"""One training run in this process, on the platform's Dagster instance, and what it decided: what
+``mlops train`` reports. The run is an ordinary ``training_job`` run, so it shows in the Dagster UI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dagster import DagsterInstance, Definitions
+
+from mlops_assets.core.contracts import RUN_KIND, TRIGGER, RunKind, Trigger
+
+GATE_CHECK = "quality_gate"
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    run_id: str
+    success: bool
+    metadata: dict[str, dict[str, Any]]  # asset -> metadata of its materialization in this run
+    gate_passed: bool | None  # None: the gate did not judge (nothing new was trained, or the run failed first)
+    gate_detail: str | None
+    errors: list[str]
+
+    @property
+    def trained(self) -> bool:
+        return "candidate_model" in self.metadata
+
+    @property
+    def dataset_id(self) -> str | None:
+        return self.metadata.get("dataset", {}).get("dataset_version")
+
+
+def run_training(defs: Definitions, instance: DagsterInstance, *, log_level: str = "ERROR") -> TrainingOutcome:
+    """Execute ``training_job`` (dataset -> features -> train -> gate -> register -> deploy) and collect the
+    verdicts from its events; Dagster's own log lines stay in the instance at ``log_level`` and below."""
+    result = defs.resolve_job_def("training_job").execute_in_process(
+        instance=instance, tags={TRIGGER: Trigger.MANUAL, RUN_KIND: RunKind.TRAINING}, raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+    metadata = {event.asset_key.to_user_string(): {k: getattr(v, "value", v) for k, v in
+                                                  event.materialization.metadata.items()}
+                for event in result.get_asset_materialization_events()}
+    gate = next((e for e in result.get_asset_check_evaluations() if e.check_name == GATE_CHECK), None)
+    errors = [event.step_failure_data.error.message.strip().splitlines()[0]
+              for event in result.all_events if event.is_step_failure and event.step_failure_data.error]
+    return TrainingOutcome(result.run_id, result.success, metadata, gate.passed if gate else None,
+                           gate.description if gate else None, errors)
