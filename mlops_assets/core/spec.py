@@ -45,6 +45,8 @@ class DatasetSpec(BaseModel):
     numeric: list[NumericColumn] = Field(default_factory=list)
     categorical: list[CategoricalColumn] = Field(default_factory=list)
     classes: list[int | str] | None = None
+    # The thousands separator of numbers in CSV batches (e.g. ","), so that "12,638" reads as 12638.
+    thousands: str | None = Field(None, min_length=1, max_length=1)
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     # Holdout rows every model is scored on at most: a row-id hash sample of a larger holdout, the same rows for
     # champion and challenger, so evaluation memory stays bounded on any data size. 0: the whole holdout.

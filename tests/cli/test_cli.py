@@ -24,7 +24,7 @@ def test_ingest_reports_each_file_and_fails_on_quarantine(cli_home, tmp_path, ca
     out = capsys.readouterr().out
     assert code == 1
     assert "accepted    batch_good.csv: partition batch_good, 300 rows" in out
-    assert "quarantined batch_bad.csv" in out and "'age' failed missing column" in out
+    assert "quarantined batch_bad.csv" in out and "- age: missing required column" in out
     assert (cli_home.quarantine / next(p.name for p in cli_home.quarantine.iterdir()
                                        if p.name.endswith("batch_bad.csv"))).exists()
 
@@ -87,7 +87,8 @@ def test_schema_infer_then_the_pipeline_enforces_it(cli_home, tmp_path, monkeypa
     assert main(["ingest", str(good), str(bad)]) == 1
     out = capsys.readouterr().out
     assert "accepted    churn_2026-01-01.csv" in out
-    assert "column 'region' failed isin(['east', 'north', 'south', 'west']) in 300 row(s)" in out
+    assert "- region: not one of the allowed categories ['east', 'north', 'south', 'west'] in 300 row(s): " \
+           "line 2 'mars'" in out
 
     assert main(["schema", "infer", str(sample_path), "--target", "nope"]) == 2
 

@@ -33,12 +33,12 @@ def test_every_broken_rule_is_named_with_rows(spec):
     failures = {(f["column"], f["check"]): f for f in err.value.failures}
     assert failures[("income", "missing column")]["count"] == 1
     assert failures[("extra", "unexpected column")]["count"] == 1
-    assert failures[("age", "greater_than_or_equal_to(18.0)")]["sample_rows"] == [3]
-    assert failures[("region", "isin(['north', 'south', 'east', 'west'])")]["sample_values"] == ["mars"]
+    assert failures[("age", "greater_than_or_equal_to(18.0)")]["samples"] == [{"row": 3, "value": "-5.0"}]
+    assert failures[("region", "isin(['north', 'south', 'east', 'west'])")]["samples"] == [{"row": 7, "value": "mars"}]
     assert ("application_id", "field_uniqueness") in failures
     assert ("default", "isin([0, 1])") in failures
     text = str(err.value)
-    assert text.startswith("bad.csv: failed validation") and "'income' failed missing column" in text
+    assert text.startswith("bad.csv: failed validation") and "- income: missing required column\n" in text
 
 
 def test_inf_and_too_many_nulls_are_rejected(spec):
