@@ -107,6 +107,7 @@ def raw_batches(context: AssetExecutionContext, config: IngestConfig, store: Dat
             "dagster/row_count": record["rows"],
             "dagster/column_schema": pandera_schema_to_dagster_type(schema).metadata["schema"].schema,
             "preview": MetadataValue.md(markdown_table(preview)),
+            "unseen_categories": MetadataValue.json(record.get("unseen_categories", {})),
         },
     )
 

@@ -25,6 +25,7 @@ from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.core.validation import (
     SAMPLES,
     BatchRejected,
+    UnseenCounts,
     chunk_schema,
     explain,
     failure_summary,
@@ -136,6 +137,7 @@ class CanonicalBatch:
     bytes: int
     columns: list[str]
     preview: pd.DataFrame  # its first rows, for the UI
+    unseen: dict[str, dict[str, int]]  # values accepted outside their column's categories (``unseen: accept``)
 
 
 def ingest_file(path: Path, spec: DatasetSpec, out: Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
@@ -152,6 +154,7 @@ def ingest_file(path: Path, spec: DatasetSpec, out: Path, *, chunk_rows: int = D
     per_chunk = chunk_schema(schema)
     limits = null_limits(spec)
     nulls = dict.fromkeys(limits, 0)
+    unseen = UnseenCounts.of(spec)
     failures: dict[tuple[str, str], dict[str, Any]] = {}
     ids: list[tuple[int, np.ndarray, np.ndarray | None]] = []  # per chunk: first row, ids, mask of usable ids
     run_rows: list[int] = []
@@ -166,6 +169,7 @@ def ingest_file(path: Path, spec: DatasetSpec, out: Path, *, chunk_rows: int = D
             rows += len(chunk)
             for col in limits.keys() & set(chunk.columns):
                 nulls[col] += int(chunk[col].isna().sum())
+            unseen.update(chunk)
             if spec.id_column in chunk.columns:
                 ids.append((int(chunk.index[0]), *_row_ids(chunk[spec.id_column])))
             try:
@@ -186,6 +190,7 @@ def ingest_file(path: Path, spec: DatasetSpec, out: Path, *, chunk_rows: int = D
             writer = None
         failures.update({(f["column"], f["check"]): f for f in null_share_failures(
             {c: n for c, n in nulls.items() if c in columns}, rows, limits)})
+        failures.update({(f["column"], f["check"]): f for f in unseen.failures(rows)})
         sorted_ids = _unique_ids(ids, spec.id_column, failures)
         if failures:
             report = [explain(f, schema) for f in _with_raw_text(path, [failures[k] for k in sorted(failures)],
@@ -200,7 +205,7 @@ def ingest_file(path: Path, spec: DatasetSpec, out: Path, *, chunk_rows: int = D
         spill.unlink(missing_ok=True)
     preview = next(pq.ParquetFile(out).iter_batches(batch_size=5)).to_pandas()
     return CanonicalBatch(path=out, sha256=sha256_file(out), rows=rows, bytes=out.stat().st_size,
-                          columns=list(spec.raw_columns), preview=preview)
+                          columns=list(spec.raw_columns), preview=preview, unseen=unseen.counts())
 
 
 def _row_ids(series: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:

@@ -91,6 +91,16 @@ def _null_fraction_error(limit: float) -> str:
     return f"share of nulls <= {limit}"
 
 
+def _unseen_fraction_check(categories: list[str], limit: float) -> pa.Check:
+    return pa.Check(lambda s: (s.notna() & ~s.isin(categories)).mean() <= limit, element_wise=False,
+                    ignore_na=False, name=f"{UNSEEN_FRACTION}<={limit}", error=_unseen_error(limit),
+                    statistics={"categories": categories, "limit": limit})
+
+
+def _unseen_error(limit: float) -> str:
+    return f"share of unseen categories <= {limit}"
+
+
 def _finite_check() -> pa.Check:
     return pa.Check(lambda s: ~np.isinf(s.astype(float)), name="finite", error="finite (no +/-inf)",
                     ignore_na=True)
@@ -114,7 +124,9 @@ def raw_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
             checks.append(_null_fraction_check(col.max_null_fraction))
         columns[col.name] = pa.Column(pa.Float64, checks=checks, nullable=col.nullable, coerce=True)
     for col in spec.categorical:
-        checks = [pa.Check.isin(col.categories)]
+        checks = [pa.Check.isin(col.categories)] if col.unseen == "quarantine" else []
+        if col.unseen == "accept" and col.max_unseen_fraction is not None:
+            checks.append(_unseen_fraction_check(col.categories, col.max_unseen_fraction))
         if col.nullable:
             checks.append(_null_fraction_check(col.max_null_fraction))
         columns[col.name] = pa.Column(pa.String, checks=checks, nullable=col.nullable, coerce=True)
@@ -159,9 +171,13 @@ def failure_summary(err: pa.errors.SchemaErrors) -> list[dict[str, Any]]:
         samples = [{"row": int(i), "value": _text(v)}
                    for i, v in zip(located["index"][:SAMPLES], located["failure_case"][:SAMPLES], strict=True)]
         failure = {"column": column, "check": check, "count": max(1, len(located)), "samples": samples}
-        if check.startswith(NULL_FRACTION) or check.startswith("share of nulls"):
+        if check.startswith((NULL_FRACTION, "share of nulls")):
             nulls = int(err.data[column].isna().sum())
             failure = null_share_failures({column: nulls}, len(err.data), {column: _limit(check)})[0]
+        elif check.startswith((UNSEEN_FRACTION, "share of unseen")):
+            counts = UnseenCounts({column: (_categories(err.schema, column), _limit(check))})
+            counts.update(err.data)
+            failure = counts.failures(len(err.data))[0]
         out.append(explain(failure, err.schema))
     return out
 
@@ -241,10 +257,11 @@ def validate(frame: pd.DataFrame, schema: pa.DataFrameSchema, *, file: str) -> p
 
 
 def chunk_schema(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
-    """``schema`` without the rules a chunk cannot decide alone (unique ids, share of nulls): streaming
-    callers count those over the whole table (``null_limits``, ``null_share_failures``)."""
+    """``schema`` without the rules a chunk cannot decide alone (unique ids, shares of nulls and of unseen
+    categories): streaming callers count those over the whole table (``null_share_failures``, ``UnseenCounts``)."""
+    whole = (NULL_FRACTION, UNSEEN_FRACTION)
     return schema.update_columns({
-        name: {"unique": False, "checks": [c for c in col.checks if not (c.name or "").startswith(NULL_FRACTION)]}
+        name: {"unique": False, "checks": [c for c in col.checks if not (c.name or "").startswith(whole)]}
         for name, col in schema.columns.items()
     })
 
@@ -261,3 +278,49 @@ def null_share_failures(nulls: dict[str, int], rows: int, limits: dict[str, floa
              "rule": f"null share {count / rows:.0%} above the allowed {limits[col]:.0%} ({count} of {rows} rows)",
              "hint": "fill the missing values, or raise `max_null_fraction` in the spec if that share is expected"}
             for col, count in sorted(nulls.items()) if col in limits and rows and count / rows > limits[col]]
+
+
+def _categories(schema: pa.DataFrameSchema, column: str) -> list[str]:
+    check = next(c for c in schema.columns[column].checks if (c.name or "").startswith(UNSEEN_FRACTION))
+    return list(check.statistics["categories"])
+
+
+class UnseenCounts:
+    """Values outside their column's categories in ``unseen: accept`` columns, counted chunk by chunk: what the
+    batch's record shows, and the share judged against ``max_unseen_fraction`` over the whole batch."""
+
+    def __init__(self, columns: dict[str, tuple[list[str], float | None]]) -> None:
+        self.columns = columns  # column -> (its categories, the largest share of rows with an unseen value)
+        self.values: dict[str, dict[str, int]] = {c: {} for c in columns}
+        self.samples: dict[str, list[dict[str, Any]]] = {c: [] for c in columns}
+
+    @classmethod
+    def of(cls, spec: DatasetSpec) -> UnseenCounts:
+        return cls({c.name: (c.categories, c.max_unseen_fraction) for c in spec.categorical if c.unseen == "accept"})
+
+    def update(self, chunk: pd.DataFrame) -> None:
+        for column, (categories, _) in self.columns.items():
+            if column not in chunk.columns:
+                continue
+            values = chunk[column]
+            new = values[values.notna() & ~values.astype(str).isin(categories)].astype(str)
+            for value, n in new.value_counts(sort=False).items():
+                self.values[column][value] = self.values[column].get(value, 0) + int(n)
+            room = SAMPLES - len(self.samples[column])
+            self.samples[column] += [{"row": int(i), "value": v} for i, v in new.head(max(room, 0)).items()]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per column, each unseen value with its number of rows (columns without any left out)."""
+        return {c: dict(sorted(v.items())) for c, v in self.values.items() if v}
+
+    def failures(self, rows: int) -> list[dict[str, Any]]:
+        out = []
+        for column, (_, limit) in sorted(self.columns.items()):
+            count = sum(self.values[column].values())
+            if limit is not None and rows and count / rows > limit:
+                out.append({"column": column, "check": _unseen_error(limit), "count": count,
+                            "samples": self.samples[column],
+                            "rule": f"values outside the categories in {count / rows:.0%} of rows, above the "
+                                    f"allowed {limit:.0%}",
+                            "hint": "add the frequent ones to `categories`, or raise `max_unseen_fraction`"})
+        return out

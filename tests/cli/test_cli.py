@@ -126,3 +126,23 @@ def test_the_embedded_instance_queues_one_training_run_at_a_time(cli_home):
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert {"key": contracts.RUN_KIND, "value": "training", "limit": 1} in limits
     assert (cli_home.dagster_home / "dagster.yaml").exists()
+
+
+def test_schema_infer_reads_several_files_and_says_which_task_and_why(tmp_path, capsys):
+    """Issue 12 items 4 and 5: a 0.0/1.0 label is a classifier's, said on stderr with the override."""
+    sample = make_batch(200, seed=11).assign(repaid=lambda f: f["default"].astype(float)).drop(columns="default")
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    sample.iloc[:100].to_csv(first, index=False)
+    sample.iloc[100:].assign(region="islands").to_csv(second, index=False)
+    out_path = tmp_path / "loans.yaml"
+    assert main(["schema", "infer", str(first), str(second), "--target", "repaid", "-o", str(out_path)]) == 0
+    err = capsys.readouterr().err
+    assert "task: classification, inferred: the target is numeric with 2 distinct whole value(s) [0.0, 1.0]" in err
+    assert "--task regression" in err
+    from mlops_assets.core.spec import load_spec
+
+    spec = load_spec(out_path)
+    assert spec.task == "classification" and spec.classes == [0, 1] and spec.name == "a"
+    assert "islands" in next(c for c in spec.categorical if c.name == "region").categories
+    assert main(["schema", "infer", str(first), "--target", "repaid", "--task", "regression"]) == 0
+    assert "task: regression (set by --task)" in capsys.readouterr().err

@@ -191,3 +191,24 @@ def test_a_missing_label_is_a_missing_required_column(tmp_path: Path, spec):
         ingestion.ingest_file(path, spec, tmp_path / "out.parquet")
     assert [f["rule"] for f in err.value.failures] == ["missing required column (the label)"]
     assert "- default: missing required column (the label)" in str(err.value) and "row(s)" not in str(err.value)
+
+
+def test_unseen_categories_are_accepted_and_counted_up_to_the_stated_share(tmp_path: Path, spec):
+    """Issue 12 item 4: a rare value a column accepts keeps its batch, counted; beyond the share it quarantines."""
+    region = spec.categorical[0].model_copy(update={"unseen": "accept", "max_unseen_fraction": 0.01})
+    accepting = spec.model_copy(update={"categorical": [region, *spec.categorical[1:]]})
+    frame = make_batch(1000, seed=7)
+    frame.loc[[3, 640], "region"] = "atlantis"
+    path = tmp_path / "rare.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(validation.BatchRejected):
+        ingestion.ingest_file(path, spec, tmp_path / "strict.parquet", chunk_rows=300)  # default: quarantine
+    batch = ingestion.ingest_file(path, accepting, tmp_path / "out.parquet", chunk_rows=300)
+    assert batch.rows == 1000 and batch.unseen == {"region": {"atlantis": 2}}
+
+    frame.loc[:19, "region"] = "mu"  # 2% of the rows, above the stated 1%
+    frame.to_csv(path, index=False)
+    failures = rejected(path, accepting, tmp_path, chunk_rows=300)
+    share = failures[("region", "share of unseen categories <= 0.01")]
+    assert share["count"] == 21 and share["rule"].startswith("values outside the categories in 2% of rows")
+    assert share["samples"][0] == {"line": 2, "value": "mu"}

@@ -50,3 +50,16 @@ def test_inf_and_too_many_nulls_are_rejected(spec):
     checks = {(f["column"], f["check"]) for f in err.value.failures}
     assert ("debt_ratio", "finite (no +/-inf)") in checks
     assert ("utilization", "share of nulls <= 0.2") in checks
+
+
+def test_a_column_that_accepts_unseen_categories_rejects_only_above_its_share(spec):
+    region = spec.categorical[0].model_copy(update={"unseen": "accept", "max_unseen_fraction": 0.05})
+    schema = validation.raw_schema(spec.model_copy(update={"categorical": [region, *spec.categorical[1:]]}))
+    frame = make_batch(100, seed=4)
+    frame.loc[0, "region"] = "atlantis"
+    assert len(validation.validate(frame, schema, file="ok.csv")) == 100
+    frame.loc[:9, "region"] = "atlantis"
+    with pytest.raises(validation.BatchRejected) as err:
+        validation.validate(frame, schema, file="many.csv")
+    assert [f["rule"] for f in err.value.failures] == [
+        "values outside the categories in 10% of rows, above the allowed 5%"]
