@@ -59,11 +59,5 @@ def dataset_manifests(lay: settings.Layout) -> list[dict]:
     import fsspec
 
     fs, base = fsspec.core.url_to_fs(settings.store_url(lay))
-    folder = f"{base.rstrip('/')}/datasets"
-    if not fs.exists(folder):
-        return []
-    manifests = []
-    for name in sorted(p for p in fs.ls(folder, detail=False) if p.endswith(".json")):
-        with fs.open(name, "rb") as fh:
-            manifests.append(json.loads(fh.read()))
+    manifests = [json.loads(fs.cat_file(path)) for path in sorted(fs.glob(f"{base.rstrip('/')}/datasets/*.json"))]
     return sorted(manifests, key=lambda m: (m["created"], m["id"]))
