@@ -24,11 +24,10 @@ def cmd_registry(args: argparse.Namespace) -> int:
         return 0
     try:
         v = client.get_model_version(registry.model_name, args.version)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        print(f"error: model {registry.model_name!r} has no version {args.version} (see `mlops registry list`)",
-              file=sys.stderr)
+    except MlflowException as exc:  # an unknown or malformed version: the user's to fix, not a crash
+        missing = exc.error_code == "RESOURCE_DOES_NOT_EXIST"
+        print(f"error: model {registry.model_name!r} has no version {args.version} (see `mlops registry list`)"
+              if missing else f"error: {exc.message}", file=sys.stderr)
         return 2
     print(json.dumps({"name": v.name, "version": v.version, "aliases": list(v.aliases), "run_id": v.run_id,
                       "source": v.source, "description": v.description, "tags": dict(v.tags)}, indent=2))
