@@ -46,7 +46,7 @@ class BatchRejected(Exception):
         if any("line" in s for f in self.failures for s in f.get("samples", [])):
             lines.append("  (line numbers are the file's: line 1 is the header, the first data row is line 2)")
         for f in self.failures[:20]:
-            lines.append(f"  - {f['column']}: {f['rule']}{_rows_text(f)}")
+            lines.append(f"  - {f['column']}: {f.get('rule') or f['check']}{_rows_text(f)}")
             if f.get("hint"):
                 lines.append(f"    hint: {f['hint']}")
         if len(self.failures) > 20:
