@@ -82,7 +82,7 @@ def raw_batches(context: AssetExecutionContext, config: IngestConfig, store: Dat
         yield AssetCheckResult(
             check_name=RAW_CHECK, passed=False, severity=AssetCheckSeverity.ERROR,
             metadata={"file": path.name, "reason": rejected.reason, "quarantined_as": str(moved),
-                      "failures": MetadataValue.md(markdown_table(rejected.failures)) if rejected.failures
+                      "failures": MetadataValue.md(markdown_table(rejected.table())) if rejected.failures
                       else MetadataValue.text("(file could not be read)"),
                       "failed_rules": len(rejected.failures)},
         )
@@ -107,6 +107,7 @@ def raw_batches(context: AssetExecutionContext, config: IngestConfig, store: Dat
             "dagster/row_count": record["rows"],
             "dagster/column_schema": pandera_schema_to_dagster_type(schema).metadata["schema"].schema,
             "preview": MetadataValue.md(markdown_table(preview)),
+            "unseen_categories": MetadataValue.json(record.get("unseen_categories", {})),
         },
     )
 

@@ -196,6 +196,8 @@ class DataStore(ConfigurableResource):
                 self._atomic_put(obj, batch.path)
         record = self._accept(partition, batch.sha256, rows=batch.rows, size=batch.bytes, columns=batch.columns,
                               source=path.name, source_sha256=source_sha256, schema_hash=schema_hash)
+        if batch.unseen:  # values a column's `unseen: accept` let in: shown with the batch, never silent
+            record = {**record, "unseen_categories": batch.unseen}
         return record, batch.preview
 
     def _accept(self, partition: str, digest: str, *, rows: int, size: int, columns: list[str], source: str,

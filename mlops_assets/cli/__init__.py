@@ -18,13 +18,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_library_warnings() -> None:
-    """Library notices (beta APIs, pandera serialisation hints) are for developers, not for CLI users."""
+    """Library notices (beta APIs, pandera serialisation hints) are for developers, not for CLI users.
+
+    Dagster's beta and preview notices are matched by their words, not their classes, so that the commands which
+    never touch Dagster (listings) do not import it just to silence it.
+    """
     import warnings
 
-    from dagster import BetaWarning, PreviewWarning
-
-    for category in (BetaWarning, PreviewWarning, DeprecationWarning, FutureWarning):
+    for category in (DeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview)")
     warnings.filterwarnings("ignore", message="Only registered checks may be serialized")
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
 

@@ -1,5 +1,8 @@
-"""What several commands share: the embedded Dagster instance and the platform's resources."""
+"""What several commands share: the embedded Dagster instance and the platform's resources, and the plain
+registry and manifest readers the listing commands use instead (no Dagster import: they answer in about a second).
+"""
 
+import json
 import os
 
 from mlops_assets import settings
@@ -36,3 +39,25 @@ def platform_resources(lay: settings.Layout) -> dict:
     from mlops_assets.definitions import build_resources
 
     return build_resources(lay)
+
+
+def model_registry(lay: settings.Layout):
+    """The platform's registered model through MLflow's client alone, configured as the ``tracking`` resource.
+    MLflow's notes on creating its store (a fresh home) are not the command's answer: warnings only."""
+    import logging
+
+    from mlops_assets.core.registry import ModelRegistry
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+    return ModelRegistry(tracking_uri=settings.tracking_uri(lay), registry_uri=settings.registry_uri(lay),
+                         model_name=settings.model_name(), lock_dir=str(lay.locks))
+
+
+def dataset_manifests(lay: settings.Layout) -> list[dict]:
+    """Every dataset version's manifest, oldest first, read straight from the store's ``datasets/`` folder."""
+    import fsspec
+
+    fs, base = fsspec.core.url_to_fs(settings.store_url(lay))
+    manifests = [json.loads(fs.cat_file(path)) for path in sorted(fs.glob(f"{base.rstrip('/')}/datasets/*.json"))]
+    return sorted(manifests, key=lambda m: (m["created"], m["id"]))

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from mlops_assets import settings
-from mlops_assets.cli._instance import embedded_instance, platform_resources
+from mlops_assets.cli._instance import dataset_manifests, embedded_instance, platform_resources
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -41,7 +41,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     store = defs.resources["store"]
     before = {r["quarantined_as"] for r in store.quarantine_reports()}
     with embedded_instance(lay) as instance:
-        tick = Runner(defs, instance, lay.io / "sensor_cursors.json").tick("new_data_sensor")
+        # Dagster's own event log (and the stack trace of an expected rejection) stays in the instance, for the
+        # UI; the terminal gets the platform's lines below.
+        tick = Runner(defs, instance, lay.io / "sensor_cursors.json", log_level="CRITICAL").tick("new_data_sensor")
     new_reports = [r for r in store.quarantine_reports() if r["quarantined_as"] not in before]
     report = ingest_report(tick.runs, new_reports, store.batch_record, lay.quarantine, tick.skip_message)
     for line in report.lines:
@@ -51,16 +53,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_data(args: argparse.Namespace) -> int:
     lay = settings.layout()
-    store = platform_resources(lay)["store"]
     if args.data_cmd == "versions":
         rows = [{"id": m["id"], "created": m["created"], "batches": len(m["batches"]), "rows": m["rows"],
-                 "schema_hash": m["schema_hash"]} for m in store.manifests()]
+                 "schema_hash": m["schema_hash"]} for m in dataset_manifests(lay)]
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
             for r in rows:
                 print(f"{r['id']}  {r['created']}  {r['batches']:>4} batches  {r['rows']:>9} rows")
         return 0
+    store = platform_resources(lay)["store"]
     if args.data_cmd == "checkout":
         written = store.checkout(args.version, Path(args.dir))
         print(f"wrote {len(written)} batches of dataset {args.version} to {args.dir} (verified by sha256)")

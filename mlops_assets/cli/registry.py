@@ -6,22 +6,29 @@ import json
 import sys
 
 from mlops_assets import settings
-from mlops_assets.cli._instance import platform_resources
+from mlops_assets.cli._instance import model_registry, platform_resources
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
     from mlops_assets.core import contracts
 
-    tracking = platform_resources(settings.layout())["tracking"]
-    tracking.activate()
+    registry = model_registry(settings.layout())
+    client = registry.client()
     if args.registry_cmd == "list":
-        client = tracking.client()
-        for v in tracking.versions():
-            aliases = ",".join(client.get_model_version(tracking.model_name, v.version).aliases)
+        for v in registry.versions():
+            aliases = ",".join(client.get_model_version(registry.model_name, v.version).aliases)
             print(f"v{v.version:<4} {aliases:<22} dataset {v.tags.get(contracts.LINEAGE_DATASET, '?'):<18} "
                   f"roc_auc {v.tags.get('metric.roc_auc', '?')}  run {v.run_id}")
         return 0
-    v = tracking.client().get_model_version(tracking.model_name, args.version)
+    try:
+        v = client.get_model_version(registry.model_name, args.version)
+    except MlflowException as exc:  # an unknown or malformed version: the user's to fix, not a crash
+        missing = exc.error_code == "RESOURCE_DOES_NOT_EXIST"
+        print(f"error: model {registry.model_name!r} has no version {args.version} (see `mlops registry list`)"
+              if missing else f"error: {exc.message}", file=sys.stderr)
+        return 2
     print(json.dumps({"name": v.name, "version": v.version, "aliases": list(v.aliases), "run_id": v.run_id,
                       "source": v.source, "description": v.description, "tags": dict(v.tags)}, indent=2))
     return 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from mlops_assets.core.spec import SpecError, demo_spec, dump_spec, infer_spec, load_spec
+    from mlops_assets.core.spec import SpecError, demo_spec, dump_spec, infer_spec, infer_task, load_spec
     from mlops_assets.core.table_input import TableInputError, read_table
     from mlops_assets.core.validation import raw_schema
 
@@ -20,13 +20,27 @@ def cmd_schema(args: argparse.Namespace) -> int:
                 flags = ("nullable" if col.nullable else "required") + (", unique" if col.unique else "")
                 print(f"  {name:<24} {str(col.dtype):<8} {flags:<18} {checks}")
             return 0
-        sample = read_table(args.file)
-        name = args.name or Path(args.file).name.split(".")[0]
-        spec = infer_spec(sample, name=name, target=args.target, task=args.task, id_column=args.id_column,
+        samples = [read_table(f) for f in args.files]
+        name = args.name or Path(args.files[0]).name.split(".")[0]
+        spec = infer_spec(samples, name=name, target=args.target, task=args.task, id_column=args.id_column,
                           timestamp_column=args.timestamp_column)
     except (TableInputError, SpecError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # What was inferred and why goes to stderr, so that the spec alone can be piped from stdout.
+    if args.task:
+        print(f"task: {spec.task} (set by --task)", file=sys.stderr)
+    else:
+        import pandas as pd
+
+        other = "regression" if spec.task == "classification" else "classification"
+        why = infer_task(pd.concat([s[args.target] for s in samples], ignore_index=True))[1]
+        print(f"task: {spec.task}, inferred: {why}; if that is wrong, run again with --task {other}",
+              file=sys.stderr)
+    tails = [c.name for c in spec.categorical if c.unseen == "accept"]
+    if tails:
+        print(f"columns with many categories accept unseen values (counted per batch, up to a share): "
+              f"{', '.join(tails)}", file=sys.stderr)
     text = dump_spec(spec)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -39,13 +53,14 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("schema", help="dataset specs: infer one from a sample, show the schema enforced")
     ssub = p.add_subparsers(dest="schema_cmd", required=True)
-    q = ssub.add_parser("infer", help="write a dataset spec inferred from a CSV or Parquet sample")
-    q.add_argument("file")
+    q = ssub.add_parser("infer", help="write a dataset spec inferred from CSV or Parquet samples")
+    q.add_argument("files", nargs="+", metavar="file", help="one or more samples, read together")
     q.add_argument("--target", required=True, help="the label column")
-    q.add_argument("--task", choices=["classification", "regression"])
+    q.add_argument("--task", choices=["classification", "regression"],
+                   help="override the task inferred from the target's values")
     q.add_argument("--id-column")
     q.add_argument("--timestamp-column")
-    q.add_argument("--name", help="data set name (default: the file's stem)")
+    q.add_argument("--name", help="data set name (default: the first file's stem)")
     q.add_argument("-o", "--output")
     q = ssub.add_parser("show", help="print the pandera schema a spec enforces on raw batches")
     q.add_argument("spec", nargs="?", help="spec YAML (default: the built-in demo)")

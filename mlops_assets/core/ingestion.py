@@ -23,12 +23,16 @@ import pyarrow.parquet as pq
 
 from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.core.validation import (
+    SAMPLES,
     BatchRejected,
+    UnseenCounts,
     chunk_schema,
+    explain,
     failure_summary,
     null_limits,
     null_share_failures,
     raw_schema,
+    rejected_reason,
 )
 from mlops_assets.core.versions import PARTITION_KEY, sha256_file
 
@@ -72,7 +76,7 @@ def read_chunks(path: Path, spec: DatasetSpec, chunk_rows: int = DEFAULT_CHUNK_R
     try:
         if suffix == ".csv":
             chunks = pd.read_csv(path, dtype=categorical, encoding="utf-8", encoding_errors="strict",
-                                 chunksize=chunk_rows)
+                                 chunksize=chunk_rows, thousands=spec.thousands)
         else:
             chunks = _parquet_chunks(path, chunk_rows)
         for chunk in chunks:
@@ -98,9 +102,9 @@ def read_chunks(path: Path, spec: DatasetSpec, chunk_rows: int = DEFAULT_CHUNK_R
         raise BatchRejected(name, "file has a header but no rows")
 
 
-def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _parquet_chunks(path: Path, chunk_rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
     start = 0
-    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=chunk_rows):
+    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=chunk_rows, columns=columns):
         frame = batch.to_pandas()
         frame.index = pd.RangeIndex(start, start + len(frame))  # row numbers in the file, not a stored index
         start += len(frame)
@@ -133,6 +137,7 @@ class CanonicalBatch:
     bytes: int
     columns: list[str]
     preview: pd.DataFrame  # its first rows, for the UI
+    unseen: dict[str, dict[str, int]]  # values accepted outside their column's categories (``unseen: accept``)
 
 
 def ingest_file(path: Path, spec: DatasetSpec, out: Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
@@ -149,6 +154,7 @@ def ingest_file(path: Path, spec: DatasetSpec, out: Path, *, chunk_rows: int = D
     per_chunk = chunk_schema(schema)
     limits = null_limits(spec)
     nulls = dict.fromkeys(limits, 0)
+    unseen = UnseenCounts.of(spec)
     failures: dict[tuple[str, str], dict[str, Any]] = {}
     ids: list[tuple[int, np.ndarray, np.ndarray | None]] = []  # per chunk: first row, ids, mask of usable ids
     run_rows: list[int] = []
@@ -163,6 +169,7 @@ def ingest_file(path: Path, spec: DatasetSpec, out: Path, *, chunk_rows: int = D
             rows += len(chunk)
             for col in limits.keys() & set(chunk.columns):
                 nulls[col] += int(chunk[col].isna().sum())
+            unseen.update(chunk)
             if spec.id_column in chunk.columns:
                 ids.append((int(chunk.index[0]), *_row_ids(chunk[spec.id_column])))
             try:
@@ -183,11 +190,12 @@ def ingest_file(path: Path, spec: DatasetSpec, out: Path, *, chunk_rows: int = D
             writer = None
         failures.update({(f["column"], f["check"]): f for f in null_share_failures(
             {c: n for c, n in nulls.items() if c in columns}, rows, limits)})
+        failures.update({(f["column"], f["check"]): f for f in unseen.failures(rows)})
         sorted_ids = _unique_ids(ids, spec.id_column, failures)
         if failures:
-            report = [failures[k] for k in sorted(failures)]
-            raise BatchRejected(path.name, f"failed validation against schema {schema.name!r} "
-                                           f"({sum(f['count'] for f in report)} failure(s))", report)
+            report = [explain(f, schema) for f in _with_raw_text(path, [failures[k] for k in sorted(failures)],
+                                                                 chunk_rows)]
+            raise BatchRejected(path.name, rejected_reason(schema.name, report), report)
         runs = [np.sort(chunk_ids) for _, chunk_ids, _ in ids] if spec.id_column else None
         del ids
         _merge_runs(spill, run_rows, runs, sorted_ids, out, arrow_schema, spec.id_column, row_group_rows)
@@ -197,7 +205,7 @@ def ingest_file(path: Path, spec: DatasetSpec, out: Path, *, chunk_rows: int = D
         spill.unlink(missing_ok=True)
     preview = next(pq.ParquetFile(out).iter_batches(batch_size=5)).to_pandas()
     return CanonicalBatch(path=out, sha256=sha256_file(out), rows=rows, bytes=out.stat().st_size,
-                          columns=list(spec.raw_columns), preview=preview)
+                          columns=list(spec.raw_columns), preview=preview, unseen=unseen.counts())
 
 
 def _row_ids(series: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
@@ -206,7 +214,8 @@ def _row_ids(series: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
     if pd.api.types.is_integer_dtype(values.dtype) and not values.hasnans:
         return values.to_numpy(dtype=np.int64), None
     floats = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    usable = np.isfinite(floats) & (floats == np.round(floats))
+    # Beyond int64 an id cannot be stored: the type rule reports it, the uniqueness rule must not see garbage.
+    usable = np.isfinite(floats) & (floats == np.round(floats)) & (np.abs(floats) < 2.0**63)
     return np.where(usable, floats, 0).astype(np.int64), usable
 
 
@@ -220,15 +229,14 @@ def _unique_ids(ids: list[tuple[int, np.ndarray, np.ndarray | None]], id_column:
     every.sort()
     repeated = np.unique(every[1:][every[1:] == every[:-1]])
     if repeated.size:
-        rows, values = [], []
+        count, samples = 0, []
         for first, chunk_ids, usable in ids:
             hit = np.isin(chunk_ids, repeated) if usable is None else np.isin(chunk_ids, repeated) & usable
             positions = np.flatnonzero(hit)
-            rows.extend((first + positions).tolist())
-            values.extend(chunk_ids[positions].tolist())
+            count += len(positions)
+            samples += [{"row": first + int(p), "value": str(chunk_ids[p])} for p in positions[:SAMPLES]]
         failures[(id_column, "field_uniqueness")] = {
-            "column": id_column, "check": "field_uniqueness", "count": len(rows), "sample_rows": rows[:5],
-            "sample_values": [str(v) for v in values[:5]]}
+            "column": id_column, "check": "field_uniqueness", "count": count, "samples": samples[:SAMPLES]}
     return every
 
 
@@ -240,10 +248,37 @@ def _merge_failures(into: dict[tuple[str, str], dict[str, Any]], failures: list[
         seen = into.get(key)
         if seen is None:
             into[key] = dict(failure)
-        elif failure["sample_rows"]:
+        elif failure["samples"]:  # chunks come in file order: the first samples stay the first rows
             seen["count"] += failure["count"]
-            seen["sample_rows"] = sorted(seen["sample_rows"] + failure["sample_rows"])[:5]
-            seen["sample_values"] = (seen["sample_values"] + failure["sample_values"])[:5]
+            seen["samples"] = (seen["samples"] + failure["samples"])[:SAMPLES]
+
+
+def _with_raw_text(path: Path, failures: list[dict[str, Any]], chunk_rows: int) -> list[dict[str, Any]]:
+    """``failures`` with each sample's value as the file has it (a second, text-only read of the few columns
+    and rows named) and, for CSV, its row given as the file's line number (line 1 is the header)."""
+    wanted: dict[int, set[str]] = {}
+    for failure in failures:
+        for sample in failure["samples"]:
+            wanted.setdefault(sample["row"], set()).add(failure["column"])
+    columns = sorted(set().union(*wanted.values())) if wanted else []
+    raw: dict[tuple[int, str], str] = {}
+    if columns:
+        for chunk in _text_chunks(path, columns, chunk_rows):
+            for row in wanted.keys() & set(chunk.index):
+                raw.update({(row, col): str(chunk.at[row, col]) for col in wanted[row]})
+    csv = path.suffix.lower() == ".csv"
+    return [{**f, "samples": [{("line" if csv else "row"): s["row"] + 2 if csv else s["row"],
+                               "value": raw.get((s["row"], f["column"]), s["value"])} for s in f["samples"]]}
+            for f in failures]
+
+
+def _text_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The named columns as text, exactly as written (no missing-value markers turned into NaN)."""
+    if path.suffix.lower() == ".csv":
+        yield from pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, chunksize=chunk_rows)
+        return
+    for chunk in _parquet_chunks(path, chunk_rows, columns):
+        yield chunk.astype("string").fillna("")
 
 
 def _canonical_table(valid: pd.DataFrame, spec: DatasetSpec, schema: pa_arrow.Schema | None,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-from dagster import AssetKey, DagsterInstance, Definitions
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, Definitions
 
 from mlops_assets.core import contracts
 from mlops_assets.core.contracts import CHAMPION, PREVIOUS
@@ -295,3 +295,24 @@ def test_files_still_being_written_wait_for_a_later_tick(lay, instance, monkeypa
     runs = runner.tick("new_data_sensor").runs
     assert [(r.partition, r.success) for r in runs] == [("batch_growing", True)]
     assert (lay.landing / "batch_upload.csv.part").exists() and not list(lay.quarantine.iterdir())
+
+
+def test_a_quarantine_report_reads_the_same_in_the_ui_the_json_and_the_terminal(defs, instance, lay):
+    """Issue 12 item 7 through a real run: the `schema` check's metadata and the report JSON use the same words
+    (rule, file line, raw text, hint) as `mlops ingest`."""
+    frame = make_batch(300, seed=51)
+    frame["income"] = frame["income"].map(lambda v: f"{v:,.0f}")
+    _land(lay, "thousands.csv", frame.to_csv(index=False).encode())
+    runs = runner_for(defs, instance, lay).tick("new_data_sensor").runs
+    assert len(runs) == 1 and not runs[0].success
+    report = defs.resources["store"].quarantine_reports()[0]
+    (income,) = report["failures"]
+    assert income["rule"] == "not a number" and income["count"] == 300
+    assert income["samples"][0] == {"line": 2, "value": frame.at[0, "income"]}
+    assert "thousands: ','" in income["hint"]
+
+    key = AssetCheckKey(AssetKey("raw_batches"), "schema")
+    execution = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+    metadata = execution.event.dagster_event.event_specific_data.metadata
+    table = metadata["failures"].value
+    assert "not a number" in table and f"line 2 '{frame.at[0, 'income']}'" in table and "thousands" in table

@@ -24,7 +24,7 @@ def test_ingest_reports_each_file_and_fails_on_quarantine(cli_home, tmp_path, ca
     out = capsys.readouterr().out
     assert code == 1
     assert "accepted    batch_good.csv: partition batch_good, 300 rows" in out
-    assert "quarantined batch_bad.csv" in out and "'age' failed missing column" in out
+    assert "quarantined batch_bad.csv" in out and "- age: missing required column" in out
     assert (cli_home.quarantine / next(p.name for p in cli_home.quarantine.iterdir()
                                        if p.name.endswith("batch_bad.csv"))).exists()
 
@@ -87,7 +87,8 @@ def test_schema_infer_then_the_pipeline_enforces_it(cli_home, tmp_path, monkeypa
     assert main(["ingest", str(good), str(bad)]) == 1
     out = capsys.readouterr().out
     assert "accepted    churn_2026-01-01.csv" in out
-    assert "column 'region' failed isin(['east', 'north', 'south', 'west']) in 300 row(s)" in out
+    assert "- region: not one of the allowed categories ['east', 'north', 'south', 'west'] in 300 row(s): " \
+           "line 2 'mars'" in out
 
     assert main(["schema", "infer", str(sample_path), "--target", "nope"]) == 2
 
@@ -125,3 +126,23 @@ def test_the_embedded_instance_queues_one_training_run_at_a_time(cli_home):
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert {"key": contracts.RUN_KIND, "value": "training", "limit": 1} in limits
     assert (cli_home.dagster_home / "dagster.yaml").exists()
+
+
+def test_schema_infer_reads_several_files_and_says_which_task_and_why(tmp_path, capsys):
+    """Issue 12 items 4 and 5: a 0.0/1.0 label is a classifier's, said on stderr with the override."""
+    sample = make_batch(200, seed=11).assign(repaid=lambda f: f["default"].astype(float)).drop(columns="default")
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    sample.iloc[:100].to_csv(first, index=False)
+    sample.iloc[100:].assign(region="islands").to_csv(second, index=False)
+    out_path = tmp_path / "loans.yaml"
+    assert main(["schema", "infer", str(first), str(second), "--target", "repaid", "-o", str(out_path)]) == 0
+    err = capsys.readouterr().err
+    assert "task: classification, inferred: the target is numeric with 2 distinct whole value(s) [0.0, 1.0]" in err
+    assert "--task regression" in err
+    from mlops_assets.core.spec import load_spec
+
+    spec = load_spec(out_path)
+    assert spec.task == "classification" and spec.classes == [0, 1] and spec.name == "a"
+    assert "islands" in next(c for c in spec.categorical if c.name == "region").categories
+    assert main(["schema", "infer", str(first), "--target", "repaid", "--task", "regression"]) == 0
+    assert "task: regression (set by --task)" in capsys.readouterr().err

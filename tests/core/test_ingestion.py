@@ -94,8 +94,8 @@ def test_a_duplicate_id_in_two_chunks_is_caught_with_its_rows(tmp_path: Path, sp
     frame.to_csv(path, index=False)
     failures = rejected(path, spec, tmp_path, chunk_rows=100)
     assert failures == {("application_id", "field_uniqueness"): {
-        "column": "application_id", "check": "field_uniqueness", "count": 2, "sample_rows": [42, 917],
-        "sample_values": ["42", "42"]}}
+        "column": "application_id", "check": "field_uniqueness", "rule": "duplicate id", "count": 2,
+        "samples": [{"line": 44, "value": "42"}, {"line": 919, "value": "42"}]}}
     assert not (tmp_path / "out.parquet").exists()
 
 
@@ -110,8 +110,12 @@ def test_errors_in_later_chunks_name_the_files_rows(tmp_path: Path, spec, suffix
     failures = rejected(path, spec, tmp_path, chunk_rows=100)
     assert set(failures) == {("region", "isin(['north', 'south', 'east', 'west'])"),
                              ("age", "greater_than_or_equal_to(18.0)")}
-    assert failures[("region", "isin(['north', 'south', 'east', 'west'])")]["sample_rows"] == [777]
-    assert failures[("age", "greater_than_or_equal_to(18.0)")]["sample_rows"] == [5, 934]
+    # CSV rows are named by the file's line (line 1 is the header), Parquet rows by their number from 0.
+    where, offset = ("line", 2) if suffix == ".csv" else ("row", 0)
+    region = failures[("region", "isin(['north', 'south', 'east', 'west'])")]
+    assert region["samples"] == [{where: 777 + offset, "value": "mars"}]
+    assert [s[where] for s in failures[("age", "greater_than_or_equal_to(18.0)")]["samples"]] == [5 + offset,
+                                                                                               934 + offset]
     assert failures[("age", "greater_than_or_equal_to(18.0)")]["count"] == 2
 
 
@@ -121,7 +125,8 @@ def test_the_share_of_nulls_is_counted_over_the_whole_file(tmp_path: Path, spec)
     path = tmp_path / "nulls.csv"
     frame.to_csv(path, index=False)
     failures = rejected(path, spec, tmp_path, chunk_rows=100)
-    assert failures[("utilization", "share of nulls <= 0.2")]["sample_values"] == ["250 of 1000 rows null"]
+    assert failures[("utilization", "share of nulls <= 0.2")]["rule"] == \
+        "null share 25% above the allowed 20% (250 of 1000 rows)"
 
 
 def test_a_missing_column_is_reported_once_for_the_file(tmp_path: Path, spec):
@@ -146,3 +151,64 @@ def test_the_asset_stores_the_same_object_whatever_its_chunk_size(defs, instance
         digests.append(store.batch_record(key)["sha256"])
     assert digests[0] == digests[1] == versions.sha256_bytes(whole_file_bytes(frame, store.spec()))
     assert list((lay.store / "tmp").iterdir()) == []  # no staging or spill files left behind
+
+
+def test_a_report_names_each_rule_once_with_each_line_and_its_own_raw_text(tmp_path: Path, spec):
+    """Issue 12 item 7: thousands separators, 'n/a' in a required number, an id beyond int64, a missing label."""
+    frame = make_batch(300, seed=5).astype({"income": object, "age": object, "application_id": object})
+    frame["income"] = [f"{v:,.0f}" if v >= 1000 else f"{v:.0f}" for v in frame["income"]]
+    frame.loc[5, "age"] = "n/a"
+    frame.loc[7, "application_id"] = "99999999999999999999"
+    path = tmp_path / "thousands.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(validation.BatchRejected) as err:
+        ingestion.ingest_file(path, spec, tmp_path / "out.parquet", chunk_rows=100)
+    failures = {(f["column"], f["check"]): f for f in err.value.failures}
+    assert set(failures) == {("income", "dtype('float64')"), ("age", "not_nullable"),
+                             ("application_id", "dtype('int64')")}
+    income = failures[("income", "dtype('float64')")]
+    bad = [i for i, v in enumerate(frame["income"]) if "," in v]
+    assert income["rule"] == "not a number" and income["count"] == len(bad)
+    assert income["samples"] == [{"line": i + 2, "value": frame.at[i, "income"]} for i in bad[:5]]
+    assert "thousands separator" in income["hint"] and "`thousands: ','`" in income["hint"]
+    assert failures[("age", "not_nullable")]["samples"] == [{"line": 7, "value": "n/a"}]
+    ids = failures[("application_id", "dtype('int64')")]
+    assert ids["rule"] == "out of int64 range" and ids["samples"] == [{"line": 9, "value": "99999999999999999999"}]
+    text = str(err.value)
+    assert "3 rule(s) broken" in text and "line 1 is the header" in text and "Error" not in text
+    assert "- income: not a number in " in text and "line 2 " in text
+
+    fixed = tmp_path / "fixed.csv"
+    frame.assign(age=frame["age"].replace("n/a", 40), application_id=range(300)).to_csv(fixed, index=False)
+    batch = ingestion.ingest_file(fixed, spec.model_copy(update={"thousands": ","}), tmp_path / "ok.parquet")
+    assert batch.rows == 300 and batch.preview["income"].dtype == np.float64
+
+
+def test_a_missing_label_is_a_missing_required_column(tmp_path: Path, spec):
+    path = tmp_path / "nolabel.csv"
+    make_batch(50, seed=6).drop(columns="default").to_csv(path, index=False)
+    with pytest.raises(validation.BatchRejected) as err:
+        ingestion.ingest_file(path, spec, tmp_path / "out.parquet")
+    assert [f["rule"] for f in err.value.failures] == ["missing required column (the label)"]
+    assert "- default: missing required column (the label)" in str(err.value) and "row(s)" not in str(err.value)
+
+
+def test_unseen_categories_are_accepted_and_counted_up_to_the_stated_share(tmp_path: Path, spec):
+    """Issue 12 item 4: a rare value a column accepts keeps its batch, counted; beyond the share it quarantines."""
+    region = spec.categorical[0].model_copy(update={"unseen": "accept", "max_unseen_fraction": 0.01})
+    accepting = spec.model_copy(update={"categorical": [region, *spec.categorical[1:]]})
+    frame = make_batch(1000, seed=7)
+    frame.loc[[3, 640], "region"] = "atlantis"
+    path = tmp_path / "rare.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(validation.BatchRejected):
+        ingestion.ingest_file(path, spec, tmp_path / "strict.parquet", chunk_rows=300)  # default: quarantine
+    batch = ingestion.ingest_file(path, accepting, tmp_path / "out.parquet", chunk_rows=300)
+    assert batch.rows == 1000 and batch.unseen == {"region": {"atlantis": 2}}
+
+    frame.loc[:19, "region"] = "mu"  # 2% of the rows, above the stated 1%
+    frame.to_csv(path, index=False)
+    failures = rejected(path, accepting, tmp_path, chunk_rows=300)
+    share = failures[("region", "share of unseen categories <= 0.01")]
+    assert share["count"] == 21 and share["rule"].startswith("values outside the categories in 2% of rows")
+    assert share["samples"][0] == {"line": 2, "value": "mu"}
