@@ -32,9 +32,17 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
 
 
+def _quiet_library_logs() -> None:
+    """MLflow announces store migrations and registrations at INFO; the CLI prints the platform's own lines."""
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_library_warnings()
+    _quiet_library_logs()
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -31,7 +31,7 @@ class TrainingOutcome:
         return self.metadata.get("dataset", {}).get("dataset_version")
 
 
-def run_training(defs: Definitions, instance: DagsterInstance, *, log_level: str = "ERROR") -> TrainingOutcome:
+def run_training(defs: Definitions, instance: DagsterInstance, *, log_level: str = "CRITICAL") -> TrainingOutcome:
     """Execute ``training_job`` (dataset -> features -> train -> gate -> register -> deploy) and collect the
     verdicts from its events; Dagster's own log lines stay in the instance at ``log_level`` and below."""
     result = defs.resolve_job_def("training_job").execute_in_process(
