@@ -72,7 +72,7 @@ class ModelManager:
         self._wanted: tuple[str | None, str | None] = (None, None)
         self._registry_error: str | None = None
         self._client: mlflow.MlflowClient | None = None
-        self._registry = ModelRegistry(  # the platform's own registry writes, under its lock
+        self._registry_writes = ModelRegistry(  # the platform's own registry writes, under its lock
             tracking_uri=config.tracking_uri, registry_uri=config.registry_uri, model_name=config.model_name,
             lock_dir=config.lock_dir or str(Path(tempfile.gettempdir()) / "mlops-locks"))
         self._lock = threading.Lock()
@@ -133,7 +133,7 @@ class ModelManager:
     def set_canary_percent(self, percent: float) -> str:
         """Write the canary's share to the registry, then route by it here at once (other replicas follow at
         their next poll); returns the canary version. Raises NoCanaryError, or ValueError for a bad share."""
-        version = self._registry.set_canary_percent(percent)
+        version = self._registry_writes.set_canary_percent(percent)
         self.refresh()
         return version
 
