@@ -127,3 +127,11 @@ def test_a_champion_without_a_primary_metric_is_not_compared_with():
                               thresholds={"roc_auc": 0.7}, max_regression=0.01)
     assert verdict.passed
     assert verdict.rules[-1].note == "not compared: the champion's roc_auc could not be computed on this holdout"
+
+
+def test_a_cv_score_no_fold_can_give_fails_instead_of_logging_nan(data, monkeypatch):
+    spec, train, _ = data
+    model = training.fit(train, spec, "logistic_regression", {}, seed=0).model
+    monkeypatch.setattr(training, "cv_scoring", lambda spec, metric: lambda estimator, x, y: math.nan)
+    with pytest.raises(ValueError, match=r"cv roc_auc could not be computed in any of 3 folds"):
+        training.cv_score(model, train, spec, "roc_auc", folds=3)
