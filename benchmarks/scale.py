@@ -74,6 +74,7 @@ def features_worker(spec_path: Path, home: Path, sha256: str) -> dict:
 
 def train_worker(spec_path: Path, home: Path, dataset_id: str, max_train_rows: int) -> dict:
     from mlops_assets.core import training
+    from mlops_assets.core.metrics import compute_metrics
 
     store = _store(spec_path, home)
     spec = store.spec()
@@ -84,7 +85,7 @@ def train_worker(spec_path: Path, home: Path, dataset_id: str, max_train_rows: i
     loaded = time.perf_counter()
     load_peak = peak_rss()
     result = training.fit(rows, spec, "hist_gradient_boosting", {}, seed=42)
-    metrics = training.compute_metrics(result.model, holdout, spec)
+    metrics = compute_metrics(result.model, holdout, spec)
     return {"load_seconds": loaded - start, "fit_seconds": time.perf_counter() - loaded,
             "load_peak_rss": load_peak, "peak_rss": peak_rss(), "baseline_rss": baseline,
             "train_rows": train_rows, "fit_rows": len(rows), "roc_auc": metrics["roc_auc"]}

@@ -20,9 +20,9 @@ from dagster import (
 from mlops_assets.core import evaluation as logic
 from mlops_assets.core.contracts import CHAMPION, LINEAGE_GATE
 from mlops_assets.core.features import xy
+from mlops_assets.core.metrics import compute_metrics, metric_notes, per_class_metrics
 from mlops_assets.core.plots import evaluation_plots
 from mlops_assets.core.tables import markdown_table
-from mlops_assets.core.training import compute_metrics
 from mlops_assets.records import CandidateRecord, EvaluationRecord
 from resources import Alerter, DataStore, MlflowTracking
 
@@ -59,8 +59,10 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: 
         champion = mlflow.sklearn.load_model(f"models:/{tracking.model_name}/{champion_version.version}")
         champ_metrics = compute_metrics(champion, holdout, spec)
     thresholds = dict(config.thresholds) or logic.DEFAULT_THRESHOLDS[spec.task]
+    notes = metric_notes(cand_metrics, holdout, spec)
     verdict = logic.gate(cand_metrics, champ_metrics, task=spec.task, thresholds=thresholds,
-                         max_regression=config.max_regression)
+                         max_regression=config.max_regression, notes=notes)
+    per_class = per_class_metrics(candidate, holdout, spec)
     table = logic.comparison(cand_metrics, champ_metrics)
     slices = logic.slice_metrics(candidate, holdout, spec, list(config.slice_columns))
 
@@ -97,6 +99,8 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: 
         "champion_version": record["champion_version"] or "none (first model)",
         "comparison": MetadataValue.md(markdown_table(table)),
         "slices": MetadataValue.md(markdown_table(slices)) if not slices.empty else "no slice columns configured",
+        **({"per_class": MetadataValue.md(markdown_table(per_class))} if not per_class.empty else {}),
+        **({"metric_notes": MetadataValue.md("\n".join(f"- {n}" for n in notes.values()))} if notes else {}),
         "plots": MetadataValue.md(images),
         "mlflow_run": MetadataValue.url(tracking.run_url(candidate_model["experiment_id"], candidate_model["run_id"])),
     })

@@ -12,9 +12,9 @@ import pandas as pd
 import sklearn
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from mlflow.models import infer_signature
-from sklearn.model_selection import cross_val_score
 
 from mlops_assets.core import contracts
+from mlops_assets.core import metrics as scoring
 from mlops_assets.core import training as logic
 from mlops_assets.core.code_version import code_version
 from mlops_assets.core.contracts import CHAMPION, Trigger
@@ -54,18 +54,10 @@ def _pip_requirements() -> list[str]:
             f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}"]
 
 
-def _cv_score(result: logic.TrainResult, train: pd.DataFrame, spec, metric: str, folds: int) -> float:
-    if metric not in ("roc_auc", "rmse"):
-        raise ValueError(f"target_metric must be the primary metric roc_auc or rmse, got {metric!r}")
-    scoring = "roc_auc" if metric == "roc_auc" else "neg_root_mean_squared_error"
-    x, y = xy(train, spec)
-    scores = cross_val_score(sklearn.clone(result.model), x, y, cv=folds, scoring=scoring, n_jobs=1)
-    return float(abs(scores.mean()))
-
-
 def _record_of_version(tracking: MlflowTracking, version: VersionInfo, dataset_id: str, fp: str) -> CandidateRecord:
     run = tracking.client().get_run(version.run_id)
-    metrics = {k.removeprefix("holdout_"): v for k, v in run.data.metrics.items() if k.startswith("holdout_")}
+    metrics = {k.removeprefix("holdout_"): v for k, v in run.data.metrics.items()
+               if k.removeprefix("holdout_") in scoring.HIGHER_IS_BETTER}
     cv = {k: v for k, v in run.data.metrics.items() if k.startswith("cv_") and not k.endswith("_baseline")}
     metric, score = next(iter(cv.items())) if cv else ("", float("nan"))
     return {"run_id": version.run_id, "model_uri": version.source, "dataset_id": dataset_id, "fingerprint": fp,
@@ -106,7 +98,7 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
     # The training table is streamed and only the rows to fit on are kept: memory follows max_train_rows.
     fit_rows, train_rows = store.sample_features(dataset_id, "train", config.max_train_rows)
     holdout = store.holdout(dataset_id)
-    metric = config.target_metric or logic.PRIMARY_METRIC[spec.task]
+    metric = config.target_metric or scoring.PRIMARY_METRIC[spec.task]
     target = config.target_value if config.target_value is not None else logic.DEFAULT_TARGET[spec.task]
     experiment_id = tracking.activate()
     run_tags = lineage_tags(dataset_id=dataset_id, dagster_run_id=context.run_id, fingerprint=fp,
@@ -124,8 +116,11 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
                                                  digest=dataset_id), context="holdout")
 
         result = logic.fit(fit_rows, spec, config.estimator, config.params, config.seed)
-        score = _cv_score(result, fit_rows, spec, metric, config.cv_folds)
-        context.log.info(f"baseline {config.estimator}: cv {metric} = {score:.4f} (target {target})")
+        cv = logic.cv_score(result.model, fit_rows, spec, metric, config.cv_folds)
+        score = cv.value
+        mlflow.log_params({"cv.folds": cv.folds, "cv.note": cv.note or "as configured"})
+        context.log.info(f"baseline {config.estimator}: cv {metric} = {score:.4f} (target {target})"
+                         + (f"; {cv.note}" if cv.note else ""))
         mlflow.log_metric(f"cv_{metric}_baseline", score)
         below = target is not None and not logic.meets_target({metric: score}, metric, target)
         if below and config.tuning_candidates > 0:
@@ -139,7 +134,7 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
                     mlflow.log_params(trial["params"])
                     mlflow.log_metrics({"cv_score": trial["score"], "n_resources": trial["n_resources"],
                                         "iteration": trial["iteration"]})
-            score = _cv_score(result, fit_rows, spec, metric, config.cv_folds)
+            score = logic.cv_score(result.model, fit_rows, spec, metric, config.cv_folds).value
             context.log.info(f"tuned: cv {metric} = {score:.4f} with {result.params}")
         mlflow.log_metric(f"cv_{metric}", score)
         # Every scalar parameter of the fitted pipeline: preprocessing steps and estimator alike.
@@ -148,8 +143,10 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
         mlflow.log_param("estimator.class", type(result.model.named_steps["model"]).__name__)
         mlflow.set_tag(contracts.TUNED_TAG, str(result.tuned).lower())
 
-        metrics = logic.compute_metrics(result.model, holdout, spec)
+        metrics = scoring.compute_metrics(result.model, holdout, spec)
         mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items() if not np.isnan(v)})
+        mlflow.log_metrics(scoring.per_class_metric_names(scoring.per_class_metrics(result.model, holdout, spec),
+                                                          "holdout_"))
         example = xy(fit_rows, spec)[0].head(5)
         signature = infer_signature(example, result.model.predict(example))
         with tempfile.TemporaryDirectory() as tmp:

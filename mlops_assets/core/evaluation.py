@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from mlops_assets.core.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC, compute_metrics
 from mlops_assets.core.spec import DatasetSpec
-from mlops_assets.core.training import HIGHER_IS_BETTER, PRIMARY_METRIC, compute_metrics
 
 # Absolute thresholds when the run config gives none: better than chance (classification), better than
 # predicting the mean (regression).
@@ -23,6 +23,14 @@ class GateRule:
     candidate: float
     required: float
     passed: bool
+    note: str = ""
+
+    @property
+    def reason(self) -> str:
+        if math.isnan(self.candidate):
+            return f"{self.rule}: {self.note}"
+        return (f"{self.rule}: {self.metric} = {self.candidate:.4f}, required "
+                f"{'>=' if HIGHER_IS_BETTER[self.metric] else '<='} {self.required:.4f}")
 
 
 @dataclass(frozen=True)
@@ -32,8 +40,7 @@ class GateVerdict:
 
     @property
     def reasons(self) -> list[str]:
-        return [f"{r.rule}: {r.metric} = {r.candidate:.4f}, required {'>=' if HIGHER_IS_BETTER[r.metric] else '<='} "
-                f"{r.required:.4f}" for r in self.rules if not r.passed]
+        return [r.reason for r in self.rules if not r.passed]
 
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "rules": [asdict(r) for r in self.rules], "reasons": self.reasons}
@@ -52,22 +59,37 @@ def gate(
     task: str,
     thresholds: dict[str, float],
     max_regression: float,
+    notes: dict[str, str] | None = None,
 ) -> GateVerdict:
-    """Every threshold must hold, and the primary metric may be worse than the champion's by at most
-    ``max_regression`` (absolute), both measured on the same holdout rows."""
+    """Every threshold must hold, the primary metric must have a value (NaN or missing fails, with ``notes``
+    saying why), and it may be worse than the champion's by at most ``max_regression`` (absolute), both
+    measured on the same holdout rows. A champion whose own primary metric is undefined is not compared with."""
+    notes = notes or {}
     rules = []
     for metric, bound in sorted(thresholds.items()):
         if metric not in HIGHER_IS_BETTER:
             raise ValueError(f"unknown gate metric {metric!r}; known: {sorted(HIGHER_IS_BETTER)}")
-        value = candidate.get(metric, float("nan"))
-        rules.append(GateRule("threshold", metric, value, bound, _ok(value, bound, HIGHER_IS_BETTER[metric])))
-    if champion:
-        metric = PRIMARY_METRIC[task]
-        higher = HIGHER_IS_BETTER[metric]
-        bound = champion[metric] - max_regression if higher else champion[metric] + max_regression
-        value = candidate.get(metric, float("nan"))
-        rules.append(GateRule("no regression vs champion", metric, value, bound, _ok(value, bound, higher)))
+        rules.append(_rule("threshold", metric, candidate, bound, notes))
+    metric = PRIMARY_METRIC[task]
+    higher = HIGHER_IS_BETTER[metric]
+    if metric not in thresholds:
+        rules.append(_rule("primary metric computed", metric, candidate, -math.inf if higher else math.inf, notes))
+    champ = (champion or {}).get(metric, math.nan)
+    if champion and math.isnan(champ):
+        rules.append(GateRule("no regression vs champion", metric, candidate.get(metric, math.nan), champ, True,
+                              f"not compared: the champion's {metric} could not be computed on this holdout"))
+    elif champion:
+        bound = champ - max_regression if higher else champ + max_regression
+        rules.append(_rule("no regression vs champion", metric, candidate, bound, notes))
     return GateVerdict(passed=all(r.passed for r in rules), rules=rules)
+
+
+def _rule(name: str, metric: str, candidate: dict[str, float], bound: float, notes: dict[str, str]) -> GateRule:
+    value = candidate.get(metric, math.nan)
+    note = notes.get(metric) or (f"{metric} could not be computed" if metric in candidate else
+                                 f"{metric} was not computed (computed: {', '.join(sorted(candidate)) or 'none'})")
+    return GateRule(name, metric, value, bound, _ok(value, bound, HIGHER_IS_BETTER[metric]),
+                    note if math.isnan(value) else "")
 
 
 def comparison(candidate: dict[str, float], champion: dict[str, float] | None) -> pd.DataFrame:

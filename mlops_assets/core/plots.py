@@ -16,6 +16,7 @@ from sklearn.inspection import permutation_importance  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay  # noqa: E402
 
 from mlops_assets.core.features import xy  # noqa: E402
+from mlops_assets.core.metrics import class_list  # noqa: E402
 from mlops_assets.core.spec import DatasetSpec  # noqa: E402
 
 
@@ -33,8 +34,12 @@ def evaluation_plots(model, holdout: pd.DataFrame, spec: DatasetSpec, seed: int 
     x, y = xy(holdout, spec)
     plots: dict[str, bytes] = {}
     if spec.task == "classification":
-        fig, ax = plt.subplots(figsize=(4, 4))
-        ConfusionMatrixDisplay.from_estimator(model, x, y, ax=ax, colorbar=False)
+        labels = class_list(spec, model)
+        side = max(4.0, 0.6 * len(labels) + 2)
+        fig, ax = plt.subplots(figsize=(side, side))
+        # Every class of the spec, so a class the holdout lacks or the model never predicts shows as a zero row.
+        ConfusionMatrixDisplay.from_predictions(y, model.predict(x), labels=labels, ax=ax, colorbar=False,
+                                                xticks_rotation="vertical" if len(labels) > 4 else "horizontal")
         ax.set_title("Confusion matrix (holdout)")
         plots["confusion_matrix.png"] = _png(fig)
         if len(model.classes_) == 2:

@@ -62,6 +62,7 @@ class GateRule(TypedDict):
     candidate: float
     required: float
     passed: bool
+    note: str  # why the candidate's metric is undefined (NaN), or why the rule was not applied
 
 
 class GateRecord(TypedDict):

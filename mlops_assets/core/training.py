@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
@@ -20,19 +20,11 @@ from sklearn.ensemble import (
 )
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (enables the import below)
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import (
-    accuracy_score,
-    f1_score,
-    log_loss,
-    mean_absolute_error,
-    r2_score,
-    roc_auc_score,
-    root_mean_squared_error,
-)
-from sklearn.model_selection import HalvingRandomSearchCV, KFold, StratifiedKFold
+from sklearn.model_selection import HalvingRandomSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 
 from mlops_assets.core.features import build_preprocessor, xy
+from mlops_assets.core.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC, cv_folds, cv_scoring, plain_value
 from mlops_assets.core.spec import DatasetSpec
 
 ESTIMATORS: dict[str, dict[str, type[BaseEstimator]]] = {
@@ -76,12 +68,9 @@ TRUSTED_SKOPS_TYPES = frozenset({
 DEFAULT_MAX_TRAIN_ROWS = 1_000_000
 SAMPLE_HASH_KEY = "mlops.fit.sample"  # 16 bytes; differs from the holdout split's hash, so the two are independent
 
-PRIMARY_METRIC = {"classification": "roc_auc", "regression": "rmse"}
 # The target below which the tuning loop starts, when the run config names none. Regression has no
 # universal RMSE target (it is in the label's units), so tuning there starts only when a target is set.
 DEFAULT_TARGET = {"classification": 0.75, "regression": None}
-HIGHER_IS_BETTER = {"roc_auc": True, "f1": True, "accuracy": True, "log_loss": False,
-                    "rmse": False, "mae": False, "r2": True}
 
 
 def estimator_for(name: str, task: str) -> type[BaseEstimator]:
@@ -100,31 +89,6 @@ def build_pipeline(spec: DatasetSpec, estimator: str, params: dict[str, Any], se
     if cls is LogisticRegression:
         kwargs.setdefault("max_iter", 2000)
     return Pipeline([("preprocess", build_preprocessor(spec)), ("model", cls(**kwargs))])
-
-
-def compute_metrics(model: Pipeline, frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, float]:
-    """Task-appropriate metrics on a labelled frame."""
-    x, y = xy(frame, spec)
-    if spec.task == "regression":
-        pred = model.predict(x)
-        return {"rmse": float(root_mean_squared_error(y, pred)), "mae": float(mean_absolute_error(y, pred)),
-                "r2": float(r2_score(y, pred))}
-    proba = model.predict_proba(x)
-    classes = list(model.classes_)
-    pred = np.asarray(classes)[proba.argmax(axis=1)]
-    binary = len(classes) == 2
-    out = {
-        "accuracy": float(accuracy_score(y, pred)),
-        "f1": float(f1_score(y, pred, average="binary" if binary else "macro", pos_label=classes[-1])
-                    if binary else f1_score(y, pred, average="macro")),
-        "log_loss": float(log_loss(y, proba, labels=classes)),
-    }
-    try:
-        out["roc_auc"] = float(roc_auc_score(y, proba[:, 1]) if binary
-                               else roc_auc_score(y, proba, multi_class="ovr", labels=classes))
-    except ValueError:  # a holdout with one class: AUC is undefined, say so rather than invent it
-        out["roc_auc"] = float("nan")
-    return out
 
 
 def meets_target(metrics: dict[str, float], metric: str, target: float) -> bool:
@@ -226,28 +190,50 @@ def tune(
     if not grid or any(not values for values in grid.values()):
         raise ValueError("the search space needs at least one parameter with at least one value")
     pipeline = build_pipeline(spec, estimator, base_params, seed)
-    metric = PRIMARY_METRIC[spec.task]
-    scoring = "roc_auc" if metric == "roc_auc" and len(spec.classes or []) == 2 else (
-        "roc_auc_ovr" if metric == "roc_auc" else "neg_root_mean_squared_error")
-    splitter = (StratifiedKFold(cv, shuffle=True, random_state=seed) if spec.task == "classification"
-                else KFold(cv, shuffle=True, random_state=seed))
+    x, y = xy(train, spec)
     # 'exhaust' sizes the first rung so the last one uses all rows; the default ('smallest') would score the
     # first rung on a handful of rows, i.e. on noise.
-    search = HalvingRandomSearchCV(pipeline, grid, n_candidates=n_candidates, cv=splitter,
-                                   scoring=scoring, random_state=seed, n_jobs=1, refit=True,
-                                   min_resources="exhaust", error_score="raise")
-    x, y = xy(train, spec)
+    folds = cv_folds(spec, y, cv, seed).splitter
+    search = HalvingRandomSearchCV(pipeline, grid, n_candidates=n_candidates, cv=folds,
+                                   scoring=cv_scoring(spec, PRIMARY_METRIC[spec.task]), random_state=seed, n_jobs=1,
+                                   refit=True, min_resources="exhaust", error_score="raise")
     search.fit(x, y)
     res = search.cv_results_
     trials = [
-        {"params": {k.removeprefix("model__"): _plain(v) for k, v in res["params"][i].items()},
+        {"params": {k.removeprefix("model__"): plain_value(v) for k, v in res["params"][i].items()},
          "score": float(res["mean_test_score"][i]), "iteration": int(res["iter"][i]),
          "n_resources": int(res["n_resources"][i])}
         for i in range(len(res["params"]))
     ]
-    best = {k.removeprefix("model__"): _plain(v) for k, v in search.best_params_.items()}
+    best = {k.removeprefix("model__"): plain_value(v) for k, v in search.best_params_.items()}
     return TrainResult(model=search.best_estimator_, params={"estimator": estimator, **base_params, **best},
                        trials=trials, tuned=True)
+
+
+@dataclass(frozen=True)
+class CvScore:
+    """A cross-validated score, the folds it came from, and why they differ from the configured ones."""
+
+    value: float
+    folds: int
+    note: str = ""
+
+
+def cv_score(model: Pipeline, train: pd.DataFrame, spec: DatasetSpec, metric: str, folds: int) -> CvScore:
+    """The mean score of unfitted copies of ``model`` over unshuffled (stratified) folds. Folds without a
+    defined score are left out and named; a score no fold could give raises, so NaN is never logged as one."""
+    x, y = xy(train, spec)
+    plan = cv_folds(spec, y, folds)
+    scores = np.abs(cross_val_score(clone(model), x, y, cv=plan.splitter, scoring=cv_scoring(spec, metric),
+                                    n_jobs=1, error_score="raise"))
+    defined = scores[~np.isnan(scores)]
+    if not defined.size:
+        raise ValueError(f"cv {metric} could not be computed in any of {len(scores)} folds: every test fold held "
+                         "a single class; land more labelled rows of the rare classes or lower cv_folds")
+    notes = [plan.note] if plan.note else []
+    if defined.size < scores.size:
+        notes.append(f"{scores.size - defined.size} of {scores.size} folds had no {metric} (a single class)")
+    return CvScore(float(defined.mean()), int(scores.size), "; ".join(notes))
 
 
 def skops_trusted_types(model: Pipeline) -> list[str]:
@@ -259,7 +245,3 @@ def skops_trusted_types(model: Pipeline) -> list[str]:
     if unknown:
         raise ValueError(f"the model contains types the platform does not trust for skops loading: {unknown}")
     return sorted(untrusted)
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

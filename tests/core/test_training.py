@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from mlops_assets.core import evaluation, monitoring, training, triggers
+from mlops_assets.core import evaluation, metrics, monitoring, training, triggers
 from mlops_assets.core.demo import make_batch
 from mlops_assets.core.deployment import smoke_test
 from mlops_assets.core.features import split
@@ -24,7 +24,7 @@ def test_training_is_reproducible(data):
     spec, train, holdout = data
     a = training.fit(train, spec, "hist_gradient_boosting", {}, seed=7)
     b = training.fit(train, spec, "hist_gradient_boosting", {}, seed=7)
-    ma, mb = training.compute_metrics(a.model, holdout, spec), training.compute_metrics(b.model, holdout, spec)
+    ma, mb = metrics.compute_metrics(a.model, holdout, spec), metrics.compute_metrics(b.model, holdout, spec)
     assert ma == mb
     assert set(ma) == {"accuracy", "f1", "log_loss", "roc_auc"}
     assert ma["roc_auc"] > 0.7
@@ -34,7 +34,7 @@ def test_training_is_reproducible(data):
 def test_estimators_from_config(data, estimator):
     spec, train, holdout = data
     result = training.fit(train, spec, estimator, {}, seed=1)
-    assert training.compute_metrics(result.model, holdout, spec)["roc_auc"] > 0.65
+    assert metrics.compute_metrics(result.model, holdout, spec)["roc_auc"] > 0.65
 
 
 def test_unknown_estimator_names_the_choices(data):
@@ -49,7 +49,7 @@ def test_tuning_records_trials_and_returns_refit_best(data):
     assert result.tuned and len(result.trials) >= 4
     assert all("C" in t["params"] for t in result.trials)
     assert result.params["C"] in [t["params"]["C"] for t in result.trials]
-    assert training.compute_metrics(result.model, holdout, spec)["roc_auc"] > 0.7
+    assert metrics.compute_metrics(result.model, holdout, spec)["roc_auc"] > 0.7
 
 
 def test_skops_trust_list_covers_our_models(data):
@@ -80,8 +80,8 @@ def test_corrupted_labels_fail_the_gate(data):
     noisy = train.copy()
     noisy[spec.target] = noisy[spec.target].sample(frac=1, random_state=0).to_numpy()  # labels shuffled
     model = training.fit(noisy, spec, "hist_gradient_boosting", {}, seed=0).model
-    metrics = training.compute_metrics(model, holdout, spec)
-    assert not evaluation.gate(metrics, None, task="classification", thresholds={"roc_auc": 0.7},
+    scores = metrics.compute_metrics(model, holdout, spec)
+    assert not evaluation.gate(scores, None, task="classification", thresholds={"roc_auc": 0.7},
                                max_regression=0.01).passed
 
 
