@@ -8,9 +8,26 @@ from mlops_assets.cli import data, drift, monitor, platform, registry, schema, t
 COMMAND_GROUPS = (platform, data, train, registry, monitor, schema, drift)
 
 
+STACK = ("dagster", "dagster-webserver", "dagster-mlflow", "mlflow", "scikit-learn", "pandera", "scipy", "pandas")
+
+
+def versions() -> str:
+    """The platform's version and the stack it runs on, read from package metadata (nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"mlops-assets {of('mlops-assets')} (" + ", ".join(f"{name} {of(name)}" for name in STACK) + ")"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Each command module adds its own sub-commands; their heavy imports wait until one of them runs."""
     parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
+    parser.add_argument("--version", action="version", version=versions())
     sub = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.register(sub)

@@ -146,3 +146,14 @@ def test_schema_infer_reads_several_files_and_says_which_task_and_why(tmp_path, 
     assert "islands" in next(c for c in spec.categorical if c.name == "region").categories
     assert main(["schema", "infer", str(first), "--target", "repaid", "--task", "regression"]) == 0
     assert "task: regression (set by --task)" in capsys.readouterr().err
+
+
+def test_version_names_the_platform_and_its_stack(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"mlops-assets {version('mlops-assets')} (")
+    assert f"dagster {version('dagster')}" in out and f"mlflow {version('mlflow')}" in out
