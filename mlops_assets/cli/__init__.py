@@ -24,10 +24,20 @@ def versions() -> str:
     return f"mlops-assets {of('mlops-assets')} (" + ", ".join(f"{name} {of(name)}" for name in STACK) + ")"
 
 
+class _PrintVersions(argparse.Action):
+    """``--version``, with the versions read only when asked for (every other command starts without it)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        parser.exit(message=versions() + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Each command module adds its own sub-commands; their heavy imports wait until one of them runs."""
     parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
-    parser.add_argument("--version", action="version", version=versions())
+    parser.add_argument("--version", action=_PrintVersions, help="the platform's and its stack's versions")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.register(sub)
