@@ -31,7 +31,8 @@ class _PrintVersions(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
-        parser.exit(message=versions() + "\n")
+        print(versions())
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
