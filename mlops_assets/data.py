@@ -124,13 +124,28 @@ def dataset(context: AssetExecutionContext, store: DataStore) -> Output[DatasetR
     if current is None:
         raise Failure(description=f"no accepted batches yet: land CSV or Parquet files in {store.landing} "
                                   "(or run `mlops simulate`) and let the new-data sensor ingest them")
+    left_out = current["left_out"]
+    if not current["batches"]:
+        raise Failure(description=f"none of the {len(left_out)} stored batches passes the current spec "
+                                  f"{current['spec']!r}:\n" + "\n".join(versions.left_out_lines(left_out)))
     manifest = store.save_dataset(current)
-    context.log.info(f"dataset version {manifest['id']}: {len(manifest['batches'])} batches, {manifest['rows']} rows")
+    context.log.info(f"dataset version {manifest['id']}: {len(manifest['batches'])} batches, {manifest['rows']} rows, "
+                     f"spec {manifest['spec']} ({manifest['schema_hash']})")
+    for line in versions.left_out_lines(manifest["left_out"]):
+        context.log.warning(f"dataset version {manifest['id']} leaves out {line}")
     table = markdown_table({"batch": b["partition"], "rows": b["rows"], "sha256": b["sha256"][:16]}
                            for b in manifest["batches"])
     summary: DatasetRecord = {k: manifest[k] for k in ("id", "digest", "created", "rows", "spec", "schema_hash")}
     summary["batches"] = len(manifest["batches"])
-    return Output(summary, data_version=DataVersion(manifest["id"]), metadata={
+    summary["left_out"] = len(manifest["left_out"])
+    metadata = {
         "dataset_version": manifest["id"], "rows": manifest["rows"], "batches": len(manifest["batches"]),
+        "spec": manifest["spec"], "schema_hash": manifest["schema_hash"],
+        "left_out": len(manifest["left_out"]), "superseded_rows": sum(s["rows"] for s in manifest["superseded"]),
         "dagster/row_count": manifest["rows"], "manifest": MetadataValue.md(table),
-    })
+    }
+    if manifest["left_out"]:
+        metadata["left_out_batches"] = MetadataValue.md(markdown_table(
+            {"batch": b["partition"], "rows": b["rows"], "sha256": b["sha256"][:16], "reason": b["reason"]}
+            for b in manifest["left_out"]))
+    return Output(summary, data_version=DataVersion(manifest["id"]), metadata=metadata)

@@ -29,9 +29,10 @@ from fsspec.implementations.local import LocalFileSystem
 from pydantic import PrivateAttr
 
 from mlops_assets.core import features as features_logic
-from mlops_assets.core import ingestion, validation, versions
+from mlops_assets.core import ingestion, membership, versions
 from mlops_assets.core import training as training_logic
 from mlops_assets.core.spec import DatasetSpec, demo_spec, load_spec
+from resources.dataset_membership import DatasetMembership
 
 IGNORED_PREFIXES = (".", "_", "~")
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp")
@@ -41,7 +42,7 @@ class LandingFileError(Exception):
     """A landing file the platform refuses to read (outside the zone, a link, not a regular file)."""
 
 
-class DataStore(ConfigurableResource):
+class DataStore(ConfigurableResource, DatasetMembership):
     """Where batches land, are quarantined, and are kept as immutable, versioned data."""
 
     root: str
@@ -185,11 +186,12 @@ class DataStore(ConfigurableResource):
                chunk_rows: int = ingestion.DEFAULT_CHUNK_ROWS) -> tuple[dict[str, Any], pd.DataFrame]:
         """Validate a landed file chunk by chunk and store it content-addressed, in bounded memory.
 
-        Raises ``BatchRejected`` (nothing stored) for a file that fails; returns the batch record and the first
-        rows of the stored batch.
+        Raises ``BatchRejected`` (nothing stored) for a file that fails, or that repeats the content or ids of the
+        current dataset version (``check_joins``); returns the batch record and the first rows of the stored batch.
         """
         with self._staging() as tmp:
             batch = ingestion.ingest_file(path, self.spec(), tmp / "batch.parquet", chunk_rows=chunk_rows)
+            self.check_joins(partition, path.name, batch)
             fs, _ = self._filesystem()
             obj = f"objects/{batch.sha256[:2]}/{batch.sha256}.parquet"
             if not fs.exists(self._path(obj)):
@@ -206,7 +208,7 @@ class DataStore(ConfigurableResource):
         record = {"partition": partition, "sha256": digest, "rows": int(rows),
                   "bytes": size, "columns": columns, "source": source,
                   "source_sha256": source_sha256, "schema_hash": schema_hash,
-                  "accepted_at": datetime.now(UTC).isoformat(timespec="seconds")}
+                  "accepted_at": datetime.now(UTC).isoformat(timespec="microseconds")}
         previous = self.batch_record(partition)
         if previous and previous["sha256"] == digest:
             return previous  # idempotent: re-ingesting the same content changes nothing
@@ -301,14 +303,6 @@ class DataStore(ConfigurableResource):
         return self.sample_features(dataset_id, "holdout", self.spec().max_holdout_rows)[0]
 
     # --- dataset versions -----------------------------------------------------------------------
-    def current_dataset(self) -> dict[str, Any] | None:
-        """The dataset version the accepted batches form under the current spec (not saved; None before the
-        first batch): the one computation behind the ``dataset`` asset and the new-dataset sensor."""
-        spec = self.spec()
-        digest = versions.schema_hash(validation.raw_schema(spec))
-        batches = [b for b in self.batch_records() if b.get("schema_hash") == digest]
-        return versions.build_manifest(batches, spec_name=spec.name, schema_digest=digest) if batches else None
-
     def save_dataset(self, manifest: dict[str, Any]) -> dict[str, Any]:
         existing = self.load_manifest(manifest["id"])
         if existing:
@@ -326,12 +320,18 @@ class DataStore(ConfigurableResource):
 
     def iter_dataset(self, dataset_id: str, chunk_rows: int = features_logic.CHUNK_ROWS) -> Iterator[pd.DataFrame]:
         """A dataset version's rows a chunk at a time, batch after batch, each batch verified against its hash
-        before it is read: what lets the features stage handle any size in bounded memory."""
+        before it is read: what lets the features stage handle any size in bounded memory. Rows a newer batch
+        replaced (``id_policy: upsert``) are left out."""
         manifest = self.load_manifest(dataset_id)
         if manifest is None:
             raise KeyError(f"dataset version {dataset_id} does not exist; list them with `mlops data versions`")
         for batch in manifest["batches"]:
-            yield from self._iter_parquet(self._verify_object(batch["sha256"]), None, chunk_rows)
+            replaced = self.replaced_ids(manifest, batch["partition"])
+            for chunk in self._iter_parquet(self._verify_object(batch["sha256"]), None, chunk_rows):
+                if replaced is not None:
+                    chunk = membership.drop_superseded(chunk, manifest["id_column"], replaced)
+                if len(chunk):
+                    yield chunk
 
     def checkout(self, dataset_id: str, target: Path) -> list[Path]:
         """Write a dataset version's batches, byte for byte, into a directory."""

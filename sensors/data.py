@@ -14,7 +14,8 @@ from sensors.common import runs_in_flight
 
 @sensor(job=ingest_job, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
         description="Turns each new (or corrected) file in the landing zone into an ingestion run of its "
-                    "partition. Idempotent: the same bytes never ingest twice.")
+                    "partition. Idempotent: the same bytes under the same spec never ingest twice; a file "
+                    "that failed is tried again once its bytes or the spec changed.")
 def new_data_sensor(context: SensorEvaluationContext, store: DataStore, alerts: Alerter):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     listing = {}
@@ -26,6 +27,7 @@ def new_data_sensor(context: SensorEvaluationContext, store: DataStore, alerts: 
         return SkipReason(f"no new files in {store.landing}")
     requests, keys = [], []
     known = set(context.instance.get_dynamic_partitions(batch_partitions.name))
+    spec_digest = versions.schema_hash(validation.raw_schema(store.spec()))
     for name in todo:
         try:
             path = store.resolve_landing(name)
@@ -42,7 +44,7 @@ def new_data_sensor(context: SensorEvaluationContext, store: DataStore, alerts: 
             keys.append(key)
             known.add(key)
         requests.append(RunRequest(
-            partition_key=key, run_key=triggers.ingest_run_key(name, sha),
+            partition_key=key, run_key=triggers.ingest_run_key(name, sha, spec_digest),
             tags={contracts.SOURCE_FILE: name, contracts.SOURCE_SHA256: sha, contracts.TRIGGER: Trigger.NEW_DATA}))
     for name in list(seen):
         if name not in listing:
@@ -63,8 +65,9 @@ def new_dataset_sensor(context: SensorEvaluationContext, store: DataStore, track
     if runs_in_flight(context.instance, RunKind.TRAINING):
         return SkipReason("a training run is in flight")
     current = store.current_dataset()
-    if current is None:
-        return SkipReason("no accepted batches yet")
+    if current is None or not current["batches"]:
+        return SkipReason("no accepted batches yet" if current is None else
+                          f"no stored batch passes the current spec ({len(current['left_out'])} left out)")
     dataset_id = current["id"]
     if context.cursor == dataset_id:
         return SkipReason(f"training for dataset {dataset_id} already requested")

@@ -45,7 +45,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         # UI; the terminal gets the platform's lines below.
         tick = Runner(defs, instance, lay.io / "sensor_cursors.json", log_level="CRITICAL").tick("new_data_sensor")
     new_reports = [r for r in store.quarantine_reports() if r["quarantined_as"] not in before]
-    report = ingest_report(tick.runs, new_reports, store.batch_record, lay.quarantine, tick.skip_message)
+    report = ingest_report(tick.runs, new_reports, store.batch_record, lay.quarantine, tick.skip_message,
+                           landed=[Path(src).name for src in args.paths])
     for line in report.lines:
         print(line)
     return 1 if report.failed else 0
@@ -55,12 +56,19 @@ def cmd_data(args: argparse.Namespace) -> int:
     lay = settings.layout()
     if args.data_cmd == "versions":
         rows = [{"id": m["id"], "created": m["created"], "batches": len(m["batches"]), "rows": m["rows"],
-                 "schema_hash": m["schema_hash"]} for m in dataset_manifests(lay)]
+                 "spec": m["spec"], "schema_hash": m["schema_hash"], "left_out": m.get("left_out", []),
+                 "superseded_rows": sum(x["rows"] for x in m.get("superseded", []))} for m in dataset_manifests(lay)]
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
             for r in rows:
-                print(f"{r['id']}  {r['created']}  {r['batches']:>4} batches  {r['rows']:>9} rows")
+                print(f"{r['id']}  {r['created']}  {r['batches']:>4} batches  {r['rows']:>9} rows  "
+                      f"spec {r['spec']} ({r['schema_hash']})  {len(r['left_out'])} left out")
+                if r["left_out"]:  # the listing stays free of pandas unless there is something to explain
+                    from mlops_assets.core.versions import left_out_lines
+
+                    for line in left_out_lines(r["left_out"]):
+                        print(f"    left out {line}")
         return 0
     store = platform_resources(lay)["store"]
     if args.data_cmd == "checkout":

@@ -63,26 +63,40 @@ class IngestReport:
 
 
 def ingest_report(runs: Sequence[IngestRun], new_quarantine_reports: Sequence[Mapping[str, Any]],
-                  batch_record: Callable[[str], Mapping[str, Any]], quarantine_dir: Path,
-                  skip_message: str | None) -> IngestReport:
-    """One line per file: accepted (with its partition, rows and hash), quarantined (why) or failed otherwise.
+                  batch_record: Callable[[str], Mapping[str, Any] | None], quarantine_dir: Path,
+                  skip_message: str | None, landed: Sequence[str] = ()) -> IngestReport:
+    """One line per file seen: accepted (with its partition, rows and hash), quarantined (why), skipped (already
+    ingested as a partition, or already failed with these bytes under this spec) or failed otherwise.
 
-    ``batch_record`` looks up the stored record of an accepted partition; a run whose file was quarantined
-    is reported once, as quarantined, not again as a failed run.
+    ``batch_record`` looks up the stored record of a partition; a run whose file was quarantined is reported
+    once, as quarantined, not again as a failed run. Every file in ``landed`` (what the command put in the
+    landing zone) gets a line, so the command never prints nothing for a file it was given.
     """
-    lines = []
-    for run in (r for r in runs if r.success):
-        record = batch_record(run.partition)
-        lines.append(f"accepted    {run.tags.get(contracts.SOURCE_FILE, run.partition)}: partition {run.partition}, "
-                     f"{record['rows']} rows, sha256 {record['sha256']}")
+    lines, seen = [], set()
+    quarantined = {rep["file"] for rep in new_quarantine_reports}
+    failed = bool(new_quarantine_reports)
+    for run in runs:
+        name = run.tags.get(contracts.SOURCE_FILE, run.partition)
+        seen.add(name)
+        record = batch_record(run.partition) if run.success else None
+        if run.success and record is not None:
+            state = "skipped     " if run.deduplicated else "accepted    "
+            lines.append(f"{state}{name}: {'already ingested as ' if run.deduplicated else ''}partition "
+                         f"{run.partition}, {record['rows']} rows, sha256 {record['sha256']}")
+        elif run.deduplicated:
+            failed = True
+            lines.append(f"skipped     {name}: these bytes were already tried under this spec (run {run.run_id}) and "
+                         "not accepted; correct the file or the spec and land it again")
+        elif name not in quarantined:
+            failed = True
+            lines.append(f"failed      {name}: run {run.run_id} failed; see it in the Dagster UI")
     for report in new_quarantine_reports:
+        seen.add(report["file"])
         rejected = BatchRejected(report["file"], report["reason"], report.get("failures", []))
         lines.append(f"quarantined {rejected}\n  (moved to {quarantine_dir / report['quarantined_as']})")
-    quarantined = {rep["file"] for rep in new_quarantine_reports}
-    failed_otherwise = [r for r in runs if not r.success and not r.deduplicated
-                        and r.tags.get(contracts.SOURCE_FILE) not in quarantined]
-    lines += [f"failed      {run.tags.get(contracts.SOURCE_FILE, run.partition)}: run {run.run_id} failed; "
-              "see it in the Dagster UI" for run in failed_otherwise]
-    if not runs and not new_quarantine_reports:
+    for name in (n for n in landed if n not in seen):
+        failed = True
+        lines.append(f"skipped     {name}: {skip_message or 'not picked up by the new-data sensor'}")
+    if not lines:
         lines.append(skip_message or "nothing to ingest")
-    return IngestReport(lines, bool(new_quarantine_reports or failed_otherwise))
+    return IngestReport(lines, failed)

@@ -31,6 +31,7 @@ class DatasetRecord(TypedDict):
     spec: str
     schema_hash: str
     batches: int
+    left_out: int  # stored batches not in this version; the manifest says why
 
 
 class FeaturesRecord(TypedDict):

@@ -52,6 +52,8 @@ class DatasetSpec(BaseModel):
     task: Literal["classification", "regression"]
     target: str
     id_column: str | None = None
+    # Ids already in the dataset version: ``reject`` quarantines the batch, ``upsert`` lets its rows replace them.
+    id_policy: Literal["reject", "upsert"] = "reject"
     timestamp_column: str | None = None
     numeric: list[NumericColumn] = Field(default_factory=list)
     categorical: list[CategoricalColumn] = Field(default_factory=list)

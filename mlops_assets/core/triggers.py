@@ -14,9 +14,10 @@ def unseen_files(listing: Mapping[str, str], seen: Mapping[str, str]) -> list[st
     return sorted(name for name, sig in listing.items() if seen.get(name) != sig)
 
 
-def ingest_run_key(name: str, sha256: str) -> str:
-    """The same bytes under the same name never ingest twice; corrected bytes ingest again."""
-    return f"{name}:{sha256[:16]}"
+def ingest_run_key(name: str, sha256: str, schema_digest: str) -> str:
+    """The same bytes under the same name and spec never ingest twice; corrected bytes, or the same bytes under a
+    corrected spec, ingest again (a file quarantined by a rule the spec no longer has is tried again)."""
+    return f"{name}:{sha256[:16]}:{schema_digest}"
 
 
 def monitoring_due(rows_today: int, rows_at_last_request: int, every: int) -> bool:

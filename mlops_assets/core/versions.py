@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,25 +41,47 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def schema_hash(schema: pa.DataFrameSchema) -> str:
-    return sha256_bytes(schema.to_json().encode("utf-8"))[:16]
+    """A schema's fingerprint. pandera's JSON leaves out custom checks (finite, share of nulls), so their names,
+    which carry their limits, are added: a changed ``max_null_fraction`` is a changed spec."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Only registered checks may be serialized")
+        text = schema.to_json()
+    custom = {name: sorted(str(c.name) for c in col.checks) for name, col in sorted(schema.columns.items())}
+    return sha256_bytes((text + json.dumps(custom, sort_keys=True)).encode("utf-8"))[:16]
 
 
-def build_manifest(batches: list[dict[str, Any]], *, spec_name: str, schema_digest: str) -> dict[str, Any]:
+def build_manifest(batches: list[dict[str, Any]], *, spec_name: str, schema_digest: str,
+                   left_out: list[dict[str, Any]] | None = None, superseded: list[dict[str, Any]] | None = None,
+                   id_column: str | None = None) -> dict[str, Any]:
     """A dataset version: the sorted list of its batches' hashes; its id is the hash of that list.
 
-    Only content goes into the id (not the time), so the same accepted batches always give the same id.
+    Only content goes into the id (not the time), so the same accepted batches always give the same id. Stored
+    batches ``left_out`` (each with its reason) and older rows ``superseded`` by newer batches' ids are part of
+    the content when there are any, so a version never hides a batch the store holds.
     """
     entries = sorted(({"partition": b["partition"], "sha256": b["sha256"], "rows": int(b["rows"])}
                       for b in batches), key=lambda e: e["partition"])
-    content = {"spec": spec_name, "schema_hash": schema_digest, "batches": entries}
+    content: dict[str, Any] = {"spec": spec_name, "schema_hash": schema_digest, "batches": entries}
+    if left_out:
+        content["left_out"] = sorted(left_out, key=lambda e: (e["partition"], e["sha256"]))
+    if superseded:
+        content["superseded"] = sorted(superseded, key=lambda e: (e["partition"], e["by"]))
+        content["id_column"] = id_column
     digest = sha256_bytes(json.dumps(content, sort_keys=True, separators=(",", ":")).encode())
     return {
         "id": digest[:16],
         "digest": digest,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "rows": sum(e["rows"] for e in entries),
+        "rows": sum(e["rows"] for e in entries) - sum(int(s["rows"]) for s in superseded or []),
+        "left_out": [],
+        "superseded": [],
         **content,
     }
+
+
+def left_out_lines(left_out: list[dict[str, Any]]) -> list[str]:
+    """Each stored batch a version leaves out, with why, as one line."""
+    return [f"{b['partition']} ({b['rows']} rows, sha256 {b['sha256'][:16]}): {b['reason']}" for b in left_out]
 
 
 def stable_holdout_mask(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:

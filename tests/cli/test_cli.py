@@ -157,3 +157,69 @@ def test_version_names_the_platform_and_its_stack(capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"mlops-assets {version('mlops-assets')} (")
     assert f"dagster {version('dagster')}" in out and f"mlflow {version('mlflow')}" in out
+
+
+def test_ingest_prints_a_line_per_file_and_retries_after_a_spec_fix(cli_home, tmp_path, monkeypatch, capsys):
+    """Issue 12, cases 2 and 3: never silent, a spec fix retries the same bytes, a copy names the first partition."""
+    from mlops_assets.core.spec import CategoricalColumn, demo_spec, dump_spec
+
+    def write_spec(regions: list[str]) -> None:
+        spec = demo_spec()
+        spec = spec.model_copy(update={"categorical": [
+            CategoricalColumn(name="region", categories=regions) if c.name == "region" else c
+            for c in spec.categorical]})
+        spec_path.write_text(dump_spec(spec), encoding="utf-8")
+
+    spec_path = tmp_path / "loans.yaml"
+    write_spec(["east", "north", "south", "west"])
+    monkeypatch.setenv("MLOPS_DATASET", str(spec_path))
+    good = tmp_path / "good.csv"
+    make_batch(300, seed=1).to_csv(good, index=False)
+    late = tmp_path / "late.csv"
+    make_batch(300, seed=2, start_id=1000).assign(region="mars").to_csv(late, index=False)
+    assert main(["ingest", str(good), str(late)]) == 1
+    assert "quarantined late.csv" in capsys.readouterr().out
+
+    assert main(["ingest", str(good)]) == 0
+    assert capsys.readouterr().out.startswith("skipped     good.csv: already ingested as partition good, 300 rows")
+
+    assert main(["ingest", str(late)]) == 1  # same bytes, same spec: said so, not silently dropped
+    out = capsys.readouterr().out
+    assert out.startswith("skipped     late.csv: these bytes were already tried under this spec (run ")
+
+    write_spec(["east", "north", "south", "west", "mars"])  # the fix is to the spec, not the file
+    assert main(["ingest", str(late)]) == 0
+    assert capsys.readouterr().out.startswith("accepted    late.csv: partition late, 300 rows, sha256 ")
+
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(good.read_bytes())
+    assert main(["ingest", str(copy)]) == 1
+    assert capsys.readouterr().out.startswith("quarantined copy.csv: duplicate of partition good: the same content")
+
+
+def test_data_versions_say_the_spec_and_what_was_left_out(cli_home, instance, tmp_path, monkeypatch, capsys):
+    from mlops_assets.core.spec import demo_spec, dump_spec
+    from mlops_assets.definitions import build_definitions
+
+    old = tmp_path / "old.csv"
+    make_batch(300, seed=1).to_csv(old, index=False)
+    assert main(["ingest", str(old)]) == 0
+    spec = demo_spec()
+    spec_path = tmp_path / "loans.yaml"  # a tighter spec: ages from 18 to 20 only
+    spec_path.write_text(dump_spec(spec.model_copy(update={"numeric": [
+        c.model_copy(update={"max": 20}) if c.name == "age" else c for c in spec.numeric]})), encoding="utf-8")
+    monkeypatch.setenv("MLOPS_DATASET", str(spec_path))
+    new = tmp_path / "new.csv"
+    make_batch(300, seed=2, start_id=1000).assign(age=19).to_csv(new, index=False)
+    assert main(["ingest", str(new)]) == 0
+    result = build_definitions(cli_home).resolve_job_def("training_job").execute_in_process(
+        instance=instance, op_selection=["dataset"])
+    assert result.success
+    capsys.readouterr()
+    assert main(["data", "versions"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "   1 batches        300 rows  spec loans (" in lines[0] and lines[0].endswith(")  1 left out")
+    assert lines[1].startswith("    left out old (300 rows, sha256 ") and "'age'" in lines[1]
+    assert main(["data", "versions", "--json"]) == 0
+    (version,) = json.loads(capsys.readouterr().out)
+    assert version["spec"] == "loans" and version["left_out"][0]["partition"] == "old"

@@ -52,8 +52,10 @@ def test_ingest_report_names_each_file_once_and_fails_on_quarantine_or_failure()
     assert report.failed
     assert report.lines == [
         "accepted    good.csv: partition good, 300 rows, sha256 abc",
-        "quarantined bad.csv: schema\n  (moved to /q/2026-bad.csv)",
         "failed      odd.csv: run r3 failed; see it in the Dagster UI",
+        "skipped     old.csv: these bytes were already tried under this spec (run r1) and not accepted; correct "
+        "the file or the spec and land it again",
+        "quarantined bad.csv: schema\n  (moved to /q/2026-bad.csv)",
     ]
 
 
@@ -63,3 +65,14 @@ def test_ingest_report_with_nothing_to_do_passes_the_sensor_message_on() -> None
     assert ingest_report([], [], {}.__getitem__, Path("/q"), None).lines == ["nothing to ingest"]
     assert not ingest_report([Run("p", True)], [], {"p": {"rows": 1, "sha256": "s"}}.__getitem__, Path("/q"),
                              None).failed
+
+
+def test_ingest_report_has_a_line_for_every_file_it_was_given() -> None:
+    """A file ingested before is named with its partition; a file the tick never saw is named too."""
+    runs = [Run("a", True, deduplicated=True, tags={contracts.SOURCE_FILE: "a.csv"})]
+    report = ingest_report(runs, [], {"a": {"rows": 3, "sha256": "s"}}.get, Path("/q"), "no new files",
+                           landed=["a.csv", "b.csv"])
+    assert report.lines == ["skipped     a.csv: already ingested as partition a, 3 rows, sha256 s",
+                            "skipped     b.csv: no new files"]
+    assert report.failed
+    assert not ingest_report(runs, [], {"a": {"rows": 3, "sha256": "s"}}.get, Path("/q"), None).failed
