@@ -219,7 +219,7 @@ def test_data_versions_say_the_spec_and_what_was_left_out(cli_home, instance, tm
     assert main(["data", "versions"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "   1 batches        300 rows  spec loans (" in lines[0] and lines[0].endswith(")  1 left out")
-    assert lines[1].startswith("    left out old (300 rows, sha256 ") and "'age'" in lines[1]
+    assert lines[1].startswith("    left out old (300 rows, sha256 ") and "age: above the maximum 20" in lines[1]
     assert main(["data", "versions", "--json"]) == 0
     (version,) = json.loads(capsys.readouterr().out)
     assert version["spec"] == "loans" and version["left_out"][0]["partition"] == "old"
