@@ -106,8 +106,11 @@ def conflict(sha256: str, ids: np.ndarray | None, joined: Sequence[Mapping[str, 
     return Conflict(
         f"{repeated.size} id(s) in column {id_column!r} already in partition(s) {', '.join(holders)} of the dataset "
         f"version, e.g. {', '.join(sample)}; set `id_policy: upsert` in the spec to let newer rows replace them",
-        [{"column": id_column, "check": CROSS_BATCH_CHECK, "count": int(repeated.size), "sample_rows": [],
-          "sample_values": sample}])
+        # The stored batch is sorted by id, so there are no file lines to name: the ids themselves are the samples.
+        [{"column": id_column, "check": CROSS_BATCH_CHECK, "count": int(repeated.size), "samples": [],
+          "rule": f"{repeated.size} id(s) already in partition(s) {', '.join(holders)} of the dataset version, "
+                  f"e.g. {', '.join(sample)}",
+          "hint": "set `id_policy: upsert` in the spec to let newer rows replace the older ones"}])
 
 
 @dataclass

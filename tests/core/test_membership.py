@@ -49,8 +49,10 @@ def test_ids_already_in_the_version_leave_the_newer_batch_out_with_count_and_sam
                                     "e.g. 15, 16, 17, 18, 19")
     found = membership.conflict("9" * 64, np.arange(8, 12), plan.joined, plan.index, id_column="id",
                                 id_policy="reject")
-    assert found.failures == [{"column": "id", "check": membership.CROSS_BATCH_CHECK, "count": 4,
-                               "sample_rows": [], "sample_values": ["8", "9", "10", "11"]}]
+    (failure,) = found.failures
+    assert failure["column"] == "id" and failure["check"] == membership.CROSS_BATCH_CHECK and failure["count"] == 4
+    assert failure["rule"] == "4 id(s) already in partition(s) a, b of the dataset version, e.g. 8, 9, 10, 11"
+    assert "id_policy: upsert" in failure["hint"]
     assert "partition(s) a, b" in found.reason
 
 
