@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.core.contracts import RELEASE_MODES
+from mlops_assets.core.monitoring import labels_match
 
 STRATEGIES = ("blue_green", *RELEASE_MODES)
 
@@ -73,7 +74,7 @@ def slot_stats(rows: pd.DataFrame) -> SlotStats:
     latency = pd.to_numeric(requests["latency_ms"], errors="coerce").dropna()
     labeled = rows[rows["label"].notna()] if "label" in rows else rows.iloc[0:0]
     labeled = labeled[labeled["error"].isna()] if "error" in labeled else labeled
-    correct = int((labeled["prediction"].astype(str) == labeled["label"].astype(str)).sum())
+    correct = int(labels_match(labeled["prediction"], labeled["label"]).sum())
     return SlotStats(len(requests), errors, float(np.percentile(latency, 95)) if len(latency) else 0.0,
                      len(labeled), correct)
 

@@ -22,6 +22,15 @@ def join_feedback(predictions: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataF
     return predictions.merge(feedback[["request_id", "row", "label"]], on=["request_id", "row"], how="inner")
 
 
+def labels_match(predictions: pd.Series, labels: pd.Series) -> pd.Series:
+    """Whether each prediction equals its delivered label. Numbers compare as numbers, so a label sent back as
+    ``1.0`` (or ``"1"``) matches class ``1``; anything else compares as text ("sun" == "sun")."""
+    p_num, l_num = pd.to_numeric(predictions, errors="coerce"), pd.to_numeric(labels, errors="coerce")
+    numeric = p_num.notna() & l_num.notna()
+    as_text = predictions.astype(str).to_numpy() == labels.astype(str).to_numpy()
+    return pd.Series(np.where(numeric, p_num == l_num, as_text), index=predictions.index)
+
+
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     if n == 0:
         return (float("nan"), float("nan"))
@@ -51,7 +60,7 @@ def live_metrics(joined: pd.DataFrame, task: str, confidence: float = 0.95) -> L
     if task == "classification":
         if n == 0:
             return LiveMetrics(0, "accuracy", float("nan"), float("nan"), float("nan"))
-        correct = int((joined["prediction"].astype(str) == joined["label"].astype(str)).sum())
+        correct = int(labels_match(joined["prediction"], joined["label"]).sum())
         low, high = wilson_interval(correct, n, confidence)
         return LiveMetrics(n, "accuracy", correct / n, low, high)
     if n == 0:
