@@ -47,7 +47,7 @@ def build_resources(lay: settings.Layout | None = None) -> dict[str, object]:
             model_name=settings.model_name(),
             artifact_location=settings.artifact_location(lay),
             lock_dir=str(lay.locks),
-            ui_url=settings.mlflow_ui_url(),
+            ui_url=settings.mlflow_ui_url(lay),
         ),
         "gateway": ServingGateway(url=settings.gateway_url(),
                                   timeout_seconds=settings.gateway_timeout_seconds()),

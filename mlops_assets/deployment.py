@@ -81,6 +81,7 @@ def deployment(context: AssetExecutionContext, config: DeploymentConfig, store: 
               "dataset_id": registered_model["dataset_id"]}
     return Output(record, metadata={
         "champion": int(version), "previous": old or "none", "strategy": config.strategy,
+        "mlflow_model_version": MetadataValue.url(tracking.model_version_url(version)),
         "smoke_test": smoke.detail, "gateway": MetadataValue.url(gateway.url) if served else "not running",
         "gateway_confirmed": bool(served),
     })

@@ -54,4 +54,5 @@ def registered_model(context: AssetExecutionContext, tracking: MlflowTracking,
         "model": tracking.model_name, "version": int(version.version), "alias": CHALLENGER,
         "dataset_version": model_evaluation["dataset_id"],
         "lineage": MetadataValue.json(lineage),
+        "mlflow_model_version": MetadataValue.url(tracking.model_version_url(version.version)),
     })

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from mlops_assets.core.mlflow_links import is_remote, ui_base_url
+
 DEFAULT_HOME = "~/.mlops"
 DEFAULT_MODEL_NAME = "mlops-model"
 DEFAULT_EXPERIMENT = "mlops"
@@ -132,8 +134,6 @@ def settle_seconds() -> float:
     return _number("MLOPS_SETTLE_SECONDS", 1.0)
 
 
-def mlflow_ui_url() -> str:
-    return os.environ.get("MLOPS_MLFLOW_UI_URL", "http://127.0.0.1:5000")
 
 
 def gateway_timeout_seconds() -> float:
@@ -197,3 +197,34 @@ def _number(var: str, default: float, kind: type = float) -> Any:
         return kind(raw)
     except ValueError:
         raise ValueError(f"{var}={raw!r} is not a{'n integer' if kind is int else ' number'}") from None
+
+
+# -- operations: the MLflow UI `mlops up` starts, prediction-log retention (issue 15) --------------------------
+
+MLFLOW_UI_URL_VAR = "MLOPS_MLFLOW_UI_URL"  # `mlops up` sets it for its children to the UI it started
+
+
+def mlflow_ui_url(lay: Layout | None = None) -> str:
+    """Base URL of the MLflow UI every link in Dagster points to: ``MLOPS_MLFLOW_UI_URL`` (e.g. behind a proxy),
+    else the tracking server of an http(s) ``MLFLOW_TRACKING_URI``, else the local UI on 127.0.0.1:5000."""
+    return ui_base_url(tracking_uri(lay), os.environ.get(MLFLOW_UI_URL_VAR))
+
+
+def mlflow_ui_url_overridden() -> bool:
+    return bool(os.environ.get(MLFLOW_UI_URL_VAR))
+
+
+def local_mlflow_ui(lay: Layout | None = None) -> bool:
+    """Whether `mlops up` starts an MLflow UI: only on a local store; a tracking server has its own UI."""
+    return not is_remote(tracking_uri(lay))
+
+
+def prediction_retention_days() -> int | None:
+    """Served days of prediction and feedback logs to keep (``MLOPS_PREDICTION_RETENTION_DAYS``); None keeps all."""
+    raw = os.environ.get("MLOPS_PREDICTION_RETENTION_DAYS")
+    if raw is None or not raw.strip():
+        return None
+    days = _number("MLOPS_PREDICTION_RETENTION_DAYS", 0, int)
+    if days < 1:
+        raise ValueError(f"MLOPS_PREDICTION_RETENTION_DAYS={raw!r} must be at least 1 (unset it to keep every day)")
+    return days

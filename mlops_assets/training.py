@@ -92,7 +92,8 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
         reused = registered[-1]
         context.log.info(f"v{reused.version} was already trained with this fingerprint; reusing its model")
         yield Output(_record_of_version(tracking, reused, dataset_id, fp), metadata={
-            "reused_version": int(reused.version), "mlflow_run_id": reused.run_id, "dataset_version": dataset_id})
+            "reused_version": int(reused.version), "mlflow_run_id": reused.run_id, "dataset_version": dataset_id,
+            "mlflow_model_version": MetadataValue.url(tracking.model_version_url(reused.version))})
         return
 
     # The training table is streamed and only the rows to fit on are kept: memory follows max_train_rows.

@@ -12,6 +12,7 @@ import mlflow
 from dagster import ConfigurableResource
 from mlflow.exceptions import MlflowException
 
+from mlops_assets.core.mlflow_links import MlflowLinks, ui_base_url
 from mlops_assets.core.registry import RegistryOperations
 
 
@@ -24,10 +25,17 @@ class MlflowTracking(ConfigurableResource, RegistryOperations):
     model_name: str
     artifact_location: str | None = None
     lock_dir: str
-    ui_url: str = "http://127.0.0.1:5000"  # where `mlflow ui` (or the tracking server) shows runs
+    ui_url: str = ui_base_url("")  # the MLflow UI links open (settings.mlflow_ui_url: local or the server's)
+
+    @property
+    def links(self) -> MlflowLinks:
+        return MlflowLinks(self.ui_url)
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return self.links.run(experiment_id, run_id)
+
+    def model_version_url(self, version: str | int) -> str:
+        return self.links.model_version(self.model_name, version)
 
     def activate(self) -> str:
         """Point the mlflow module at this store and make sure the experiment exists; returns its id."""

@@ -3,8 +3,6 @@
 import argparse
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -53,33 +51,53 @@ def _venv_tool(name: str) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """`dagster dev` (webserver + daemon) and the gateway, together, until Ctrl-C."""
+    """`dagster dev` (webserver + daemon), the gateway and, on a local store, the MLflow UI, until SIGTERM or
+    Ctrl-C; then every child stops within STOP_SECONDS and no run stays STARTED."""
+    from mlops_assets.cli import _supervisor as sv
+
+    supervisor = sv.Supervisor()
+    supervisor.install_signal_handlers()  # first: a stop during the slow start-up below is not lost
     lay = settings.layout()
+    instance = embedded_instance(lay)  # writes the embedded dagster.yaml before `dagster dev` reads it
     env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home(lay)),
            "MLOPS_HOME": str(lay.home), "MLOPS_GATEWAY_URL": f"http://{args.host}:{args.gateway_port}"}
+    urls = {"Dagster UI": f"http://{args.host}:{args.port}", "gateway": env["MLOPS_GATEWAY_URL"]}
+    if settings.local_mlflow_ui(lay):
+        # Create (migrate) the store and the experiment now: three processes opening a new SQLite store at once
+        # would run its schema migrations concurrently.
+        platform_resources(lay)["tracking"].activate()
+        urls["MLflow UI"] = f"http://{args.host}:{args.mlflow_port}"
+        if not settings.mlflow_ui_url_overridden():
+            env[settings.MLFLOW_UI_URL_VAR] = urls["MLflow UI"]  # the links in Dagster open this UI
+        # MLflow's job runner (GenAI scorers, prompt optimisation) is of no use here and costs seven workers.
+        supervisor.start("mlflow server", _mlflow_server_cmd(lay, args.host, args.mlflow_port),
+                         env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    else:
+        print(f"MLflow UI of the tracking server: {settings.mlflow_ui_url(lay)} (no local MLflow UI started)")
+    supervisor.start("gateway", [sys.executable, "-m", "mlops_assets.cli", "serve", "--host", args.host,
+                                 "--port", str(args.gateway_port)], env=env)
     workspace = Path(args.workspace).resolve()
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "mlops_assets.cli", "serve", "--host", args.host,
-                          "--port", str(args.gateway_port)], env=env),
-        subprocess.Popen([_venv_tool("dagster"), "dev", "-w", str(workspace), "-h", args.host,
-                          "-p", str(args.port)], env=env, cwd=workspace.parent),
-    ]
-    print(f"Dagster UI on http://{args.host}:{args.port}, gateway on http://{args.host}:{args.gateway_port}")
-    try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    return max((p.returncode or 0) for p in procs)
+    supervisor.start("dagster dev", [_venv_tool("dagster"), "dev", "-w", str(workspace), "-h", args.host,
+                                     "-p", str(args.port)], env=env, cwd=workspace.parent, whole_group=False)
+    print(", ".join(f"{name} on {url}" for name, url in urls.items()), flush=True)
+
+    exited = supervisor.wait()
+    print(f"stopping ({supervisor.reason})", flush=True)
+    budget = sv.monotonic_budget(sv.STOP_SECONDS)
+    sv.cancel_runs_in_progress(instance, sv.RUNS_GRACE_SECONDS)
+    killed = supervisor.stop(grace=max(1.0, budget() - 5))
+    if killed:
+        print(f"killed after the grace period: {', '.join(killed)}")
+    sv.mark_orphaned_runs(instance)
+    print("stopped", flush=True)
+    return 0 if exited is None else (exited.proc.returncode or 1)
+
+
+def _mlflow_server_cmd(lay: settings.Layout, host: str, port: int) -> list[str]:
+    """The MLflow UI and REST API on the platform's own tracking store, registry and artifact root."""
+    return [_venv_tool("mlflow"), "server", "--host", host, "--port", str(port),
+            "--backend-store-uri", settings.tracking_uri(lay), "--registry-store-uri", settings.registry_uri(lay),
+            "--default-artifact-root", settings.artifact_location(lay) or "", "--workers", "1"]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -101,10 +119,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=0, help="gateway port (0: a free one)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("up", help="start the Dagster UI + daemon and the serving gateway")
+    p = sub.add_parser("up", help="start the Dagster UI + daemon, the serving gateway and the MLflow UI")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--gateway-port", type=int, default=5005)
+    p.add_argument("--mlflow-port", type=int, default=5000,
+                   help="port of the MLflow UI (only on a local store; a tracking server has its own UI)")
     p.add_argument("--workspace", default="workspace.yaml")
     p.set_defaults(func=cmd_up)
 

@@ -15,10 +15,15 @@ from mlops_assets.serving.app import create_app
 from mlops_assets.serving.config import GatewayConfig
 
 
+# On SIGTERM/SIGINT uvicorn stops accepting connections and lets requests in flight finish for up to this long
+# before closing them: under `mlops up`'s 30 s stop budget, and long past any scoring request.
+DRAIN_SECONDS = 20
+
+
 def _server(config: GatewayConfig) -> uvicorn.Server:
     return uvicorn.Server(uvicorn.Config(create_app(config), host=config.host, port=config.port,
                                          log_level="warning", access_log=False, lifespan="on",
-                                         timeout_graceful_shutdown=5))
+                                         timeout_graceful_shutdown=DRAIN_SECONDS))
 
 
 class GatewayThread:
