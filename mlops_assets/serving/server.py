@@ -14,7 +14,6 @@ from mlops_assets.core.waiting import wait_until
 from mlops_assets.serving.app import create_app
 from mlops_assets.serving.config import GatewayConfig
 
-
 # On SIGTERM/SIGINT uvicorn stops accepting connections and lets requests in flight finish for up to this long
 # before closing them: under `mlops up`'s 30 s stop budget, and long past any scoring request.
 DRAIN_SECONDS = 20
