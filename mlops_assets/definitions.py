@@ -14,6 +14,7 @@ from mlops_assets.features import features
 from mlops_assets.jobs import JOBS
 from mlops_assets.monitoring import drift_report, live_performance
 from mlops_assets.registry import registered_model
+from mlops_assets.retention import prediction_log_retention
 from mlops_assets.training import candidate_model
 from resources import (
     Alerter,
@@ -27,7 +28,7 @@ from resources import (
 from sensors import SCHEDULES, SENSORS
 
 ASSETS = [raw_batches, dataset, features, candidate_model, model_evaluation, registered_model, deployment,
-          canary_release, drift_report, live_performance]
+          canary_release, drift_report, live_performance, prediction_log_retention]
 
 
 def build_resources(lay: settings.Layout | None = None) -> dict[str, object]:
@@ -55,7 +56,8 @@ def build_resources(lay: settings.Layout | None = None) -> dict[str, object]:
             log_path=str(lay.home / "alerts.jsonl"),
             webhook_url=EnvVar(settings.ALERT_WEBHOOK_VAR) if settings.alert_webhook_configured() else None,
         ),
-        "prediction_log": PredictionLog(root=settings.prediction_log_url(lay)),
+        "prediction_log": PredictionLog(root=settings.prediction_log_url(lay),
+                                        retention_days=settings.prediction_retention_days()),
         "continuous_training": ContinuousTraining(**settings.continuous_training_overrides()),
         "records": JsonRecordIOManager(base_dir=str(lay.io)),
     }

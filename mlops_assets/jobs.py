@@ -10,6 +10,7 @@ from mlops_assets.features import features
 from mlops_assets.monitoring import drift_report, live_performance
 from mlops_assets.partitions import batch_partitions, daily_partitions
 from mlops_assets.registry import registered_model
+from mlops_assets.retention import prediction_log_retention
 from mlops_assets.training import candidate_model
 from resources import MlflowTracking, ServingGateway
 
@@ -57,5 +58,11 @@ def rollback_job() -> None:
     rollback_champion()
 
 
-JOBS = [ingest_job, training_job, monitoring_job, canary_job, rollback_job]
+retention_job = define_asset_job(
+    "retention_job", selection=AssetSelection.assets(prediction_log_retention),
+    description="Delete served days of the prediction and feedback logs beyond MLOPS_PREDICTION_RETENTION_DAYS.",
+    tags={RUN_KIND: RunKind.RETENTION},
+)
+
+JOBS = [ingest_job, training_job, monitoring_job, canary_job, rollback_job, retention_job]
 

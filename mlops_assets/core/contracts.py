@@ -12,6 +12,7 @@ class RunKind:
     MONITORING = "monitoring"
     DEPLOYMENT = "deployment"
     ROLLBACK = "rollback"
+    RETENTION = "retention"
 
 
 class Trigger:

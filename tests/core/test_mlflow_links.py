@@ -41,13 +41,3 @@ def test_the_tracking_resource_builds_its_links_from_the_configured_ui(lay):
     assert tracking.run_url("1", "r") == f"{settings.mlflow_ui_url(lay)}/#/experiments/1/runs/r"
     assert tracking.model_version_url(4) == f"{settings.mlflow_ui_url(lay)}/#/models/{tracking.model_name}/versions/4"
 
-
-def test_retention_days_are_a_positive_whole_number_or_unset(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv("MLOPS_PREDICTION_RETENTION_DAYS", raising=False)
-    assert settings.prediction_retention_days() is None
-    monkeypatch.setenv("MLOPS_PREDICTION_RETENTION_DAYS", "30")
-    assert settings.prediction_retention_days() == 30
-    for bad in ("0", "-3", "thirty", "1.5"):
-        monkeypatch.setenv("MLOPS_PREDICTION_RETENTION_DAYS", bad)
-        with pytest.raises(ValueError, match="MLOPS_PREDICTION_RETENTION_DAYS"):
-            settings.prediction_retention_days()
