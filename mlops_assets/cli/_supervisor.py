@@ -132,7 +132,12 @@ def mark_orphaned_runs(instance: Any, log: Any = print) -> int:
     return len(runs)
 
 
-def monotonic_budget(total: float) -> Any:
-    """Seconds left of ``total`` at each call, never below zero."""
-    deadline = time.monotonic() + total
-    return lambda: max(0.0, deadline - time.monotonic())
+def shut_down(supervisor: Supervisor, instance: Any, log: Any = print) -> None:
+    """Runs in progress first (their code server must still answer), then the children, all within
+    STOP_SECONDS; a run left recorded as in progress is marked canceled at the end."""
+    deadline = time.monotonic() + STOP_SECONDS
+    cancel_runs_in_progress(instance, RUNS_GRACE_SECONDS, log)
+    killed = supervisor.stop(grace=max(1.0, deadline - time.monotonic() - 5))  # 5 s left for SIGKILL and reaping
+    if killed:
+        log(f"killed after the grace period: {', '.join(killed)}")
+    mark_orphaned_runs(instance, log)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from mlops_assets import settings
+from mlops_assets.cli import _supervisor as sv
 from mlops_assets.cli._instance import embedded_instance, platform_resources
 
 
@@ -53,12 +54,23 @@ def _venv_tool(name: str) -> str:
 def cmd_up(args: argparse.Namespace) -> int:
     """`dagster dev` (webserver + daemon), the gateway and, on a local store, the MLflow UI, until SIGTERM or
     Ctrl-C; then every child stops within STOP_SECONDS and no run stays STARTED."""
-    from mlops_assets.cli import _supervisor as sv
-
     supervisor = sv.Supervisor()
     supervisor.install_signal_handlers()  # first: a stop during the slow start-up below is not lost
     lay = settings.layout()
     instance = embedded_instance(lay)  # writes the embedded dagster.yaml before `dagster dev` reads it
+    exited = None
+    try:
+        urls = _start_children(supervisor, lay, args)
+        print(", ".join(f"{name} on {url}" for name, url in urls.items()), flush=True)
+        exited = supervisor.wait()
+    finally:  # also when a child could not start: the ones already running must not be left behind
+        print(f"stopping ({supervisor.reason or 'start-up failed'})", flush=True)
+        sv.shut_down(supervisor, instance)
+        print("stopped", flush=True)
+    return 0 if exited is None else (exited.proc.returncode or 1)
+
+
+def _start_children(supervisor: sv.Supervisor, lay: settings.Layout, args: argparse.Namespace) -> dict[str, str]:
     env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home(lay)),
            "MLOPS_HOME": str(lay.home), "MLOPS_GATEWAY_URL": f"http://{args.host}:{args.gateway_port}"}
     urls = {"Dagster UI": f"http://{args.host}:{args.port}", "gateway": env["MLOPS_GATEWAY_URL"]}
@@ -79,25 +91,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     workspace = Path(args.workspace).resolve()
     supervisor.start("dagster dev", [_venv_tool("dagster"), "dev", "-w", str(workspace), "-h", args.host,
                                      "-p", str(args.port)], env=env, cwd=workspace.parent, whole_group=False)
-    print(", ".join(f"{name} on {url}" for name, url in urls.items()), flush=True)
-
-    exited = supervisor.wait()
-    print(f"stopping ({supervisor.reason})", flush=True)
-    budget = sv.monotonic_budget(sv.STOP_SECONDS)
-    sv.cancel_runs_in_progress(instance, sv.RUNS_GRACE_SECONDS)
-    killed = supervisor.stop(grace=max(1.0, budget() - 5))
-    if killed:
-        print(f"killed after the grace period: {', '.join(killed)}")
-    sv.mark_orphaned_runs(instance)
-    print("stopped", flush=True)
-    return 0 if exited is None else (exited.proc.returncode or 1)
+    return urls
 
 
 def _mlflow_server_cmd(lay: settings.Layout, host: str, port: int) -> list[str]:
     """The MLflow UI and REST API on the platform's own tracking store, registry and artifact root."""
-    return [_venv_tool("mlflow"), "server", "--host", host, "--port", str(port),
-            "--backend-store-uri", settings.tracking_uri(lay), "--registry-store-uri", settings.registry_uri(lay),
-            "--default-artifact-root", settings.artifact_location(lay) or "", "--workers", "1"]
+    cmd = [_venv_tool("mlflow"), "server", "--host", host, "--port", str(port), "--workers", "1",
+           "--backend-store-uri", settings.tracking_uri(lay), "--registry-store-uri", settings.registry_uri(lay)]
+    root = settings.artifact_location(lay)
+    return [*cmd, "--default-artifact-root", root] if root else cmd
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
