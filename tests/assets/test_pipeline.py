@@ -15,6 +15,7 @@ import mlflow
 import numpy as np
 from dagster import AssetCheckKey, AssetKey, DagsterInstance, Definitions
 
+from mlops_assets import settings
 from mlops_assets.core import contracts
 from mlops_assets.core.contracts import CHAMPION, PREVIOUS
 from mlops_assets.core.demo import make_batch, write_batches
@@ -93,6 +94,17 @@ def test_full_chain_registers_and_deploys_with_lineage(defs, instance, lay):
     assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [dataset_id, dataset_id]
     artifacts = {a.path for a in tracking.client().list_artifacts(champion.run_id, "plots")}
     assert {"plots/confusion_matrix.png", "plots/roc_curve.png", "plots/feature_importance.png"} <= artifacts
+
+    # The MLflow links in the Dagster UI open this run and this version at the configured MLflow UI.
+    def link(asset: str, key: str) -> str:
+        return instance.get_latest_materialization_event(AssetKey(asset)).asset_materialization.metadata[key].value
+
+    ui = settings.mlflow_ui_url(lay)
+    run_url = f"{ui}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert link("candidate_model", "mlflow_run") == run_url
+    version_url = f"{ui}/#/models/{tracking.model_name}/versions/1"
+    assert link("registered_model", "mlflow_model_version") == version_url
+    assert link("deployment", "mlflow_model_version") == version_url
 
     model = mlflow.pyfunc.load_model(f"models:/{tracking.model_name}@champion")
     sample = make_batch(20, seed=5)[defs.resources["store"].spec().feature_names]
