@@ -15,8 +15,9 @@ from mlops_assets.serving.app import create_app
 from mlops_assets.serving.config import GatewayConfig
 
 # On SIGTERM/SIGINT uvicorn stops accepting connections and lets requests in flight finish for up to this long
-# before closing them: under `mlops up`'s 30 s stop budget, and long past any scoring request.
-DRAIN_SECONDS = 20
+# before closing them: within the grace `mlops up` gives its children after ending runs (30 - 8 - 5 s), and long
+# past any scoring request.
+DRAIN_SECONDS = 15
 
 
 def _server(config: GatewayConfig) -> uvicorn.Server:
