@@ -134,8 +134,6 @@ def settle_seconds() -> float:
     return _number("MLOPS_SETTLE_SECONDS", 1.0)
 
 
-
-
 def gateway_timeout_seconds() -> float:
     """How long a deployment waits for the gateway to serve a new version (``MLOPS_GATEWAY_TIMEOUT``)."""
     return _number("MLOPS_GATEWAY_TIMEOUT", 60.0)
