@@ -21,6 +21,8 @@ class GatewayConfig:
     port: int = 5005
     poll_seconds: float = 2.0
     admin_token: str | None = None
+    feedback_token: str | None = None  # MLOPS_FEEDBACK_TOKEN: when set, POST /feedback requires it
+    id_column: str | None = None  # the spec's business id: labels by that id are accepted (None: refused)
     max_request_bytes: int = 10 * 1024 * 1024
     lock_dir: str | None = None  # registry writes lock here, as the platform's runs do; None: the temp directory
 
@@ -36,5 +38,7 @@ class GatewayConfig:
             port=5005 if port is None else port,
             poll_seconds=settings.gateway_poll_seconds(),
             admin_token=settings.admin_token(),
+            feedback_token=settings.feedback_token(),
+            id_column=settings.dataset_id_column(),
             lock_dir=str(lay.locks),
         )
