@@ -48,7 +48,7 @@ class Layout:
     home: Path
     landing = _Subdir()
     labels_incoming = _Subdir("labels/incoming")  # label files (id + target) the labels sensor delivers
-    labels_done = _Subdir("labels/delivered")  # delivered label files, kept with their report
+    labels_delivered = _Subdir("labels/delivered")  # delivered label files, kept with their report
     labels_rejected = _Subdir("labels/rejected")  # label files that could not be delivered, with the reason
     quarantine = _Subdir()
     store = _Subdir()

@@ -1,6 +1,7 @@
 """The prediction and feedback logs written by the serving gateway, read by monitoring."""
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import pandas as pd
 from dagster import ConfigurableResource
@@ -8,6 +9,7 @@ from pydantic import PrivateAttr
 
 from mlops_assets.core import labels as by_id
 from mlops_assets.core import predictions as logs
+from mlops_assets.core.spec import DatasetSpec
 
 
 class PredictionLog(ConfigurableResource):
@@ -44,6 +46,12 @@ class PredictionLog(ConfigurableResource):
         stored = by_id.id_labels(logs.read_id_labels(self.root)).get(id_column, {})
         self._id_join = None
         return self._join({id_column: {key: stored[key] for key in delivered if key in stored}})
+
+    def deliver_file(self, path: str, spec: DatasetSpec) -> by_id.LabelJoin:
+        """Deliver a CSV or Parquet label file (the spec's id_column and target); ``LabelFileError`` names the
+        file and column when it cannot be."""
+        frame = by_id.read_label_file(path, spec)
+        return self.deliver(frame, spec.id_column, f"file:{Path(path).name}")
 
     def _join(self, labels: dict[str, dict]) -> by_id.LabelJoin:
         wanted = {column: set(keys) for column, keys in labels.items() if keys}
