@@ -11,6 +11,8 @@ from mlops_assets.core import labels as by_id
 from mlops_assets.core import predictions as logs
 from mlops_assets.core.spec import DatasetSpec
 
+DELIVERY_TIMEOUT_SECONDS = 600.0  # a label delivery waits this long for its lines to be written
+
 
 class PredictionLog(ConfigurableResource):
     root: str  # a local path or an fsspec URL (s3://bucket/mlops), the one the gateway writes to
@@ -41,7 +43,7 @@ class PredictionLog(ConfigurableResource):
         writer = logs.JsonlLog(self.root, logs.FEEDBACK)
         for line in by_id.feedback_lines(labels, id_column, source):
             writer.write(line)
-        writer.close()
+        writer.close(timeout=DELIVERY_TIMEOUT_SECONDS)  # everything on disk before the join reads it back
         delivered = {key for key in map(by_id.id_key, labels["id"]) if key is not None}
         stored = by_id.id_labels(logs.read_id_labels(self.root)).get(id_column, {})
         self._id_join = None

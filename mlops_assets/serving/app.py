@@ -223,7 +223,9 @@ class Gateway:
         except (ValueError, RecursionError) as exc:
             self.metrics.feedback("bad_request")
             return _error(400, f"body is not valid JSON: {exc}")
-        unknown = await asyncio.to_thread(self.served.unknown, [r["request_id"] for r in by_request])
+        unknown = self.served.forgotten([r["request_id"] for r in by_request])
+        if unknown:  # not in memory: the log on disk may know them (a restart, another replica)
+            unknown = await asyncio.to_thread(self.served.unknown, unknown)
         if unknown:
             self.metrics.feedback("unknown_request", len(unknown))
             return _error(404, f"{len(unknown)} request id(s) this gateway never served (within the last "

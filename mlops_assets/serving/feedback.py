@@ -45,12 +45,16 @@ class ServedRequests:
             while len(self._ids) > self._capacity:
                 self._ids.popitem(last=False)
 
+    def forgotten(self, request_ids: list[str]) -> list[str]:
+        """The ids not in memory (the usual answer, at once: none)."""
+        return [rid for rid in request_ids if rid not in self._ids]
+
     def unknown(self, request_ids: list[str]) -> list[str]:
-        """The ids neither remembered nor in the log written since the last look (blocking: call on a thread)."""
-        missing = [rid for rid in request_ids if rid not in self._ids]
+        """The ids neither remembered nor in the log written since the last look (reads files: call on a thread)."""
+        missing = self.forgotten(request_ids)
         if missing:
             self._read_log()
-            missing = [rid for rid in missing if rid not in self._ids]
+            missing = self.forgotten(missing)
         return missing
 
     def _read_log(self) -> None:
@@ -69,17 +73,19 @@ class ServedRequests:
             self._offsets = {path: size for path, size in self._offsets.items() if path in live}
 
     def _read_file(self, path: str) -> None:
-        start = self._offsets.get(path, 0)
+        """Line by line (memory stays one line), from where the last look ended."""
+        offset = self._offsets.get(path, 0)
         with self._fs.open(path, "rb") as fh:
-            fh.seek(start)
-            chunk = fh.read()
-        end = chunk.rfind(b"\n") + 1  # a line still being written is read on a later look
-        for line in chunk[:end].splitlines():
-            match = _REQUEST_ID_PREFIX.match(line)
-            rid = match.group(1).decode() if match else _request_id(line)
-            if rid:
-                self.add(rid)
-        self._offsets[path] = start + end
+            fh.seek(offset)
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    break  # a line still being written is read on a later look
+                offset += len(line)
+                match = _REQUEST_ID_PREFIX.match(line)
+                rid = match.group(1).decode() if match else _request_id(line)
+                if rid:
+                    self.add(rid)
+        self._offsets[path] = offset
 
 
 def _request_id(line: bytes) -> str | None:

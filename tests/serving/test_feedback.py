@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlops_assets.core.predictions import iter_log, read_feedback
 from mlops_assets.serving.config import GatewayConfig
+from mlops_assets.serving.feedback import ServedRequests
 from mlops_assets.serving.server import GatewayThread
 from tests.support.tiny_models import MODEL, Store, data, split, train
 
@@ -109,3 +110,19 @@ def test_labels_by_the_datas_own_id_are_stored_for_the_id_join(gateway: GatewayT
         time.sleep(0.1)
     assert [(r["id_column"], r["ids"], r["labels"], r["source"]) for r in lines] == \
         [("loan_id", ["L-1", 42], [1, 0], "gateway")]
+
+
+def test_the_served_record_reads_only_whole_lines_of_any_writer_and_forgets_the_oldest(tmp_path: Path):
+    folder = tmp_path / "predictions" / f"date={datetime.now(UTC).date()}"
+    folder.mkdir(parents=True)
+    log = folder / "other-host-1.jsonl"
+    log.write_text('{"request_id": "a-1", "ts": "t"}\n{"ts": "t", "slot": "batch", "request_id": "batch-9"}\n'
+                   '{"request_id": "half-wri', encoding="utf-8")
+    served = ServedRequests(tmp_path, capacity=3)
+    assert served.unknown(["a-1", "batch-9", "half-written"]) == ["half-written"]
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write('tten", "ts": "t"}\n')
+    assert served.unknown(["half-written"]) == []
+    for rid in ("n-1", "n-2", "n-3"):
+        served.add(rid)
+    assert served.forgotten(["a-1", "n-3"]) == ["a-1"]  # beyond the capacity: only the newest are held
