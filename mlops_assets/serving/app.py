@@ -132,7 +132,7 @@ class Gateway:
     def log(self, rid: str, slot: Slot, name: str, rows: protocol.Rows, outputs: list[Any] | None,
             started: float, error: Exception | None = None) -> None:
         record = {"request_id": rid, "ts": datetime.now(UTC).isoformat(), "model_name": self.config.model_name,
-                  "model_version": slot.version, "slot": name, "columns": list(rows.arrays),
+                  "model_version": slot.version, "slot": name, "columns": rows.log_columns(),
                   "data": rows.records(), "outputs": outputs or [],
                   "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
         if error is not None:

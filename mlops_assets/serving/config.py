@@ -22,7 +22,7 @@ class GatewayConfig:
     poll_seconds: float = 2.0
     admin_token: str | None = None
     feedback_token: str | None = None  # MLOPS_FEEDBACK_TOKEN: when set, POST /feedback requires it
-    id_column: str | None = None  # the spec's business id: labels by that id are accepted (None: refused)
+    id_column: str | None = None  # the spec's business id: logged with the rows when sent; labels by it accepted
     max_request_bytes: int = 10 * 1024 * 1024
     lock_dir: str | None = None  # registry writes lock here, as the platform's runs do; None: the temp directory
 

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlops_assets.core.predictions import iter_log, read_feedback
+from mlops_assets.core import labels
+from mlops_assets.core.predictions import PREDICTIONS, iter_log, read_feedback, read_id_labels
 from mlops_assets.serving.config import GatewayConfig
 from mlops_assets.serving.feedback import ServedRequests
 from mlops_assets.serving.server import GatewayThread
@@ -98,18 +99,29 @@ def test_labels_for_request_ids_never_served_are_refused_and_counted_across_a_re
     assert labelled["request_id"].tolist() == ["r-1"] * 3  # nothing of a refused body was stored
 
 
-def test_labels_by_the_datas_own_id_are_stored_for_the_id_join(gateway: GatewayThread):
-    body = {"labels": [{"id": "L-1", "label": 1}, {"id": 42, "label": 0}]}
-    resp = httpx.post(f"{gateway.url}/feedback", headers=AUTH, json=body)
-    assert resp.status_code == 200 and resp.json() == {"accepted": 2, "by_id": 2}
+def test_online_rows_log_the_datas_id_and_labels_by_that_id_join_them(gateway: GatewayThread):
+    rows, _ = data(2, 9)
+    sent = rows.assign(loan_id=["L-1", "L-2"])
+    resp = httpx.post(f"{gateway.url}/invocations", json=split(sent), headers={"X-Request-ID": "r-ids"})
+    plain = httpx.post(f"{gateway.url}/invocations", json=split(rows))
+    assert resp.status_code == 200 and resp.json() == plain.json()  # the id never reaches the model
+    body = {"labels": [{"id": "L-2", "label": 1}, {"id": 42, "label": 0}]}
+    ok = httpx.post(f"{gateway.url}/feedback", headers=AUTH, json=body)
+    assert ok.status_code == 200 and ok.json() == {"accepted": 2, "by_id": 2}
     bad = httpx.post(f"{gateway.url}/feedback", headers=AUTH, json={"labels": [{"id": None, "label": 1}]})
     assert bad.status_code == 400 and "'id' must be the data's id" in bad.json()["message"]
+
     root = gateway.config.log_root
     deadline = time.monotonic() + 10
-    while not (lines := [r for r in iter_log(root, "feedback") if "ids" in r]) and time.monotonic() < deadline:
+    while not (lines := read_id_labels(root)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [(r["id_column"], r["ids"], r["labels"], r["source"]) for r in lines] == \
-        [("loan_id", ["L-1", 42], [1, 0], "gateway")]
+        [("loan_id", ["L-2", 42], [1, 0], "gateway")]
+    store = labels.id_labels(lines)
+    joined = labels.join_by_id(store, labels.latest_predictions(
+        iter_log(root, PREDICTIONS), {c: set(keys) for c, keys in store.items()}))
+    assert joined.labels[["request_id", "row", "label"]].values.tolist() == [["r-ids", 1, 1]]
+    assert joined.unknown == ["42"]
 
 
 def test_the_served_record_reads_only_whole_lines_of_any_writer_and_forgets_the_oldest(tmp_path: Path):
