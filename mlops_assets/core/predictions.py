@@ -9,7 +9,7 @@ segment file, and the writer flushes less often.
 Layout: ``<root>/predictions/date=YYYY-MM-DD/<host>-<pid>[-<segment>].jsonl`` and ``<root>/feedback/...``.
 A prediction line: ``{"request_id", "ts", "model_name", "model_version", "slot", "columns", "data",
 "outputs", "latency_ms"}`` plus ``"error"`` when that slot failed to predict (``columns``/``data`` are the
-request's rows in ``dataframe_split`` form).
+request's rows in ``dataframe_split`` form: the model's columns, then the spec's ``id_column`` when sent).
 A feedback line is one of two kinds:
 - by request id: ``{"request_id", "ts", "labels"}`` with one label per row of that request (``POST /feedback``);
 - by business id: ``{"ts", "id_column", "ids", "labels", "source"}`` (optionally ``"label_ts"``), one label per
