@@ -27,7 +27,8 @@ class PredictionLog(ConfigurableResource):
         business id (delivered any time later, placed on the latest prediction of each id); when both label a
         row, the one by request id wins."""
         frames = [logs.read_feedback(self.root, day + timedelta(days=i)) for i in range(self.label_delay_days + 1)]
-        frame = pd.concat([self.id_join().for_day(day), *frames], ignore_index=True)
+        keyed = self.id_join().for_day(day)
+        frame = pd.concat([keyed, *frames] if len(keyed) else frames, ignore_index=True)  # dtypes of non-empty ones
         return frame.drop_duplicates(["request_id", "row"], keep="last")
 
     def id_join(self) -> by_id.LabelJoin:

@@ -160,5 +160,5 @@ def join_by_id(labels: dict[str, dict[str, Any]], latest: dict[str, dict[str, Se
                 unknown.append(key)
             else:
                 rows.append((served.request_id, served.row, label, served.ts[:10]))
-    frame = pd.DataFrame(rows, columns=["request_id", "row", "label", "day"])
+    frame = pd.DataFrame(rows, columns=["request_id", "row", "label", "day"]).astype({"row": "int64"})
     return LabelJoin(frame, sorted(unknown))
