@@ -5,10 +5,14 @@ Its own module so that ``models``, ``app`` and ``server`` all read it without im
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_assets import settings
+from mlops_assets.core.spec import SpecError
+
+log = logging.getLogger("mlops.gateway")
 
 
 @dataclass
@@ -39,6 +43,15 @@ class GatewayConfig:
             poll_seconds=settings.gateway_poll_seconds(),
             admin_token=settings.admin_token(),
             feedback_token=settings.feedback_token(),
-            id_column=settings.dataset_id_column(),
+            id_column=_id_column(),
             lock_dir=str(lay.locks),
         )
+
+
+def _id_column() -> str | None:
+    """The spec's business id; a gateway whose spec cannot be read still serves, and says what it refuses."""
+    try:
+        return settings.dataset_id_column()
+    except SpecError as exc:
+        log.warning("labels by the data's id are refused until the dataset spec can be read: %s", exc)
+        return None
