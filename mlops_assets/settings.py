@@ -49,6 +49,9 @@ class Layout:
     SUBDIRS: ClassVar[tuple[str, ...]] = ()  # filled by _Subdir, in declaration order
     home: Path
     landing = _Subdir()
+    labels_incoming = _Subdir("labels/incoming")  # label files (id + target) the labels sensor delivers
+    labels_delivered = _Subdir("labels/delivered")  # delivered label files, kept with their report
+    labels_rejected = _Subdir("labels/rejected")  # label files that could not be delivered, with the reason
     quarantine = _Subdir()
     store = _Subdir()
     predictions = _Subdir()
@@ -154,6 +157,20 @@ def gateway_poll_seconds() -> float:
 def admin_token() -> str | None:
     """The gateway's admin token (``MLOPS_ADMIN_TOKEN``); None disables the admin endpoints."""
     return os.environ.get("MLOPS_ADMIN_TOKEN") or None
+
+
+def feedback_token() -> str | None:
+    """The token ``POST /feedback`` requires (``MLOPS_FEEDBACK_TOKEN``); None: feedback is open to anyone who
+    reaches the gateway (recommended only on a private network)."""
+    return os.environ.get("MLOPS_FEEDBACK_TOKEN") or None
+
+
+def dataset_id_column() -> str | None:
+    """The business id column of the configured dataset spec (the gateway accepts labels by that id)."""
+    from mlops_assets.core.spec import demo_spec, load_spec
+
+    path = dataset_spec_path()
+    return (load_spec(path) if path else demo_spec()).id_column
 
 
 # ContinuousTraining fields that the environment may override: field -> (variable, type).

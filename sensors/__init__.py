@@ -2,11 +2,12 @@
 
 from sensors.data import new_data_sensor, new_dataset_sensor
 from sensors.deployment import canary_sensor
+from sensors.labels import labels_sensor
 from sensors.monitoring import champion_reevaluation_schedule, drift_sensor, performance_sensor
 from sensors.retention import prediction_retention_schedule
 
-SENSORS = [new_data_sensor, new_dataset_sensor, drift_sensor, performance_sensor, canary_sensor]
+SENSORS = [new_data_sensor, new_dataset_sensor, drift_sensor, performance_sensor, canary_sensor, labels_sensor]
 SCHEDULES = [champion_reevaluation_schedule, prediction_retention_schedule]
 
-__all__ = ["SCHEDULES", "SENSORS", "canary_sensor", "drift_sensor", "new_data_sensor", "new_dataset_sensor",
-           "performance_sensor"]
+__all__ = ["SCHEDULES", "SENSORS", "canary_sensor", "drift_sensor", "labels_sensor", "new_data_sensor",
+           "new_dataset_sensor", "performance_sensor"]

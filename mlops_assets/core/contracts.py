@@ -24,6 +24,7 @@ class Trigger:
     DECAY = "decay"
     TRAFFIC = "traffic"
     CANARY = "canary"
+    LABELS = "labels"
 
 
 # Dagster run tags.

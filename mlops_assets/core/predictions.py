@@ -9,8 +9,12 @@ segment file, and the writer flushes less often.
 Layout: ``<root>/predictions/date=YYYY-MM-DD/<host>-<pid>[-<segment>].jsonl`` and ``<root>/feedback/...``.
 A prediction line: ``{"request_id", "ts", "model_name", "model_version", "slot", "columns", "data",
 "outputs", "latency_ms"}`` plus ``"error"`` when that slot failed to predict (``columns``/``data`` are the
-request's rows in ``dataframe_split`` form).
-A feedback line: ``{"request_id", "ts", "labels"}`` with one label per row of that request.
+request's rows in ``dataframe_split`` form: the model's columns, then the spec's ``id_column`` when sent).
+A feedback line is one of two kinds:
+- by request id: ``{"request_id", "ts", "labels"}`` with one label per row of that request (``POST /feedback``);
+- by business id: ``{"ts", "id_column", "ids", "labels", "source"}`` (optionally ``"label_ts"``), one label per
+  id of the spec's ``id_column`` (label files, ``mlops labels``, ``POST /feedback`` with ``{"id", "label"}``
+  items); ``core.labels`` joins them to the latest prediction of each id, whatever day it was served.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _filesystem(root: str | Path) -> tuple[Any, str]:
+def log_filesystem(root: str | Path) -> tuple[Any, str]:
     fs, base = fsspec.core.url_to_fs(str(root))
     return fs, base.rstrip("/")
 
@@ -66,7 +70,7 @@ class JsonlLog:
     """
 
     def __init__(self, root: str | Path, kind: str, *, flush_every: float | None = None) -> None:
-        self._fs, self._base = _filesystem(root)
+        self._fs, self._base = log_filesystem(root)
         self._append = isinstance(self._fs, LocalFileSystem)
         self.kind = kind
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -142,8 +146,9 @@ class JsonlLog:
             del self._pending[day]
 
 
-def _iter_lines(root: str | Path, kind: str, day: date) -> Iterable[dict[str, Any]]:
-    fs, base = _filesystem(root)
+def _iter_lines(root: str | Path, kind: str, day: date, containing: tuple[str, ...] = ()) -> Iterable[dict[str, Any]]:
+    """The day's lines; with ``containing``, only lines with one of those strings are parsed (a cheap skip)."""
+    fs, base = log_filesystem(root)
     folder = f"{base}/{kind}/date={day.isoformat()}"
     if not fs.isdir(folder):
         return
@@ -151,12 +156,37 @@ def _iter_lines(root: str | Path, kind: str, day: date) -> Iterable[dict[str, An
         with fs.open(path, "rt", encoding="utf-8") as fh:
             for line in fh:
                 line = line.strip()
-                if not line:
+                if not line or (containing and not any(word in line for word in containing)):
                     continue
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a torn last line from a killed writer: skip it, keep the rest
+
+
+def log_days(root: str | Path, kind: str) -> list[date]:
+    """The UTC days a log has lines for, oldest first."""
+    fs, base = log_filesystem(root)
+    days = []
+    for folder in fs.glob(f"{base}/{kind}/date=*"):
+        try:
+            days.append(date.fromisoformat(folder.rstrip("/").rsplit("date=", 1)[1]))
+        except ValueError:
+            continue  # not a day folder the writer made
+    return sorted(days)
+
+
+def iter_log(root: str | Path, kind: str, containing: tuple[str, ...] = ()) -> Iterable[dict[str, Any]]:
+    """Every line of a log, day by day (only those with one of the ``containing`` strings, when given): what
+    the id-keyed label join reads, however late labels come."""
+    for day in log_days(root, kind):
+        yield from _iter_lines(root, kind, day, containing)
+
+
+def read_id_labels(root: str | Path) -> list[dict[str, Any]]:
+    """The feedback lines by business id, in delivery order (several writers' files interleaved by time)."""
+    lines = [rec for rec in iter_log(root, FEEDBACK, ('"ids":',)) if "ids" in rec]
+    return sorted(lines, key=lambda rec: rec["ts"])
 
 
 def read_predictions(root: str | Path, day: date) -> pd.DataFrame:
@@ -187,6 +217,8 @@ def read_feedback(root: str | Path, day: date) -> pd.DataFrame:
     """One row per labelled input row: request_id, row, label (the last delivery wins)."""
     rows = []
     for rec in _iter_lines(root, FEEDBACK, day):
+        if "request_id" not in rec:
+            continue  # a line by business id: core.labels joins those
         for i, label in enumerate(rec.get("labels", [])):
             rows.append({"request_id": rec["request_id"], "row": i, "label": label, "ts": rec["ts"]})
     frame = pd.DataFrame(rows, columns=["request_id", "row", "label", "ts"])

@@ -88,6 +88,8 @@ class Runner:
             elif isinstance(request, DeleteDynamicPartitionsRequest):
                 for key in request.partition_keys:
                     self.instance.delete_dynamic_partition(request.partitions_def_name, key)
+        for event in data.asset_events or []:  # what a sensor reports without a run (e.g. delivered labels)
+            self.instance.report_runless_asset_event(event)
         self._save_cursor(sensor_name, data.cursor)
         default_job = sensor_def.job_name if sensor_def.has_jobs and len(sensor_def.jobs) == 1 else None
         return list(data.run_requests or []), default_job, data.skip_message

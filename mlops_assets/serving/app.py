@@ -34,6 +34,7 @@ from mlops_assets.core.registry import NoCanaryError
 from mlops_assets.serving import protocol
 from mlops_assets.serving.batching import Batcher
 from mlops_assets.serving.config import GatewayConfig
+from mlops_assets.serving.feedback import SERVED_WINDOW_DAYS, ServedRequests, parse_feedback
 from mlops_assets.serving.metrics import Metrics
 from mlops_assets.serving.models import ModelManager, Slot
 
@@ -41,7 +42,8 @@ OFFLOAD_BYTES = 256 * 1024  # bodies above this are decoded on a thread, keeping
 ADMIN_BODY_BYTES = 4096  # admin requests are a few fields
 
 
-_ERROR_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 409: "RESOURCE_CONFLICT",
+_ERROR_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
+                409: "RESOURCE_CONFLICT",
                 413: "BAD_REQUEST", 415: "BAD_REQUEST", 503: "TEMPORARILY_UNAVAILABLE"}
 
 
@@ -52,19 +54,27 @@ def _error(status: int, message: str, request_id: str | None = None) -> JSONResp
                         status_code=status, headers=headers)
 
 
-def _admin_refusal(request: Request, expected: str | None) -> Response | None:
-    """None when the request carries the admin token, else the answer that refuses it."""
-    if not expected:
-        return _error(403, "admin endpoints are disabled: set MLOPS_ADMIN_TOKEN to enable them")
+def _token_refusal(request: Request, expected: str, what: str) -> Response | None:
+    """None when the request carries ``expected`` as its bearer token, else the 401 that refuses it."""
     auth = request.headers.get("authorization", "")
     token = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else ""
     # Digests have one length, so the constant-time comparison does not reveal the token's length either.
     if not hmac.compare_digest(hashlib.sha256(token.encode()).digest(), hashlib.sha256(expected.encode()).digest()):
-        refusal = _error(401, "admin endpoints need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'; the token is "
+        refusal = _error(401, f"{what} need 'Authorization: Bearer <{_TOKEN_VARS[what]}>'; the token is "
                               f"{'wrong' if token else 'missing'}")
         refusal.headers["WWW-Authenticate"] = "Bearer"
         return refusal
     return None
+
+
+_TOKEN_VARS = {"admin endpoints": "MLOPS_ADMIN_TOKEN", "labels": "MLOPS_FEEDBACK_TOKEN"}
+
+
+def _admin_refusal(request: Request, expected: str | None) -> Response | None:
+    """None when the request carries the admin token, else the answer that refuses it."""
+    if not expected:
+        return _error(403, "admin endpoints are disabled: set MLOPS_ADMIN_TOKEN to enable them")
+    return _token_refusal(request, expected, "admin endpoints")
 
 
 def _share(body: bytes) -> float:
@@ -106,6 +116,7 @@ class Gateway:
         self.batcher = Batcher()
         self.metrics = Metrics(lambda: self.batcher.calls)
         self.logs: dict[str, JsonlLog] = {}
+        self.served = ServedRequests(config.log_root)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -121,12 +132,13 @@ class Gateway:
     def log(self, rid: str, slot: Slot, name: str, rows: protocol.Rows, outputs: list[Any] | None,
             started: float, error: Exception | None = None) -> None:
         record = {"request_id": rid, "ts": datetime.now(UTC).isoformat(), "model_name": self.config.model_name,
-                  "model_version": slot.version, "slot": name, "columns": list(rows.arrays),
+                  "model_version": slot.version, "slot": name, "columns": rows.log_columns(),
                   "data": rows.records(), "outputs": outputs or [],
                   "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
         if error is not None:
             record["error"] = f"{type(error).__name__}: {error}"
         self.logs[PREDICTIONS].write(record)
+        self.served.add(rid)
 
     async def predict_as(self, slot: Slot, name: str, rid: str, table: protocol.Table, rows: protocol.Rows,
                          schema: protocol.InputSchema, started: float) -> list[Any] | None:
@@ -193,26 +205,44 @@ class Gateway:
         return JSONResponse({"predictions": outputs}, headers=headers, background=background)
 
     async def feedback(self, request: Request) -> Response:
+        """Labels by request id (for requests this gateway served: else 404) or by the data's own id."""
+        if self.config.feedback_token:
+            refused = _token_refusal(request, self.config.feedback_token, "labels")
+            if refused is not None:
+                self.metrics.feedback("unauthorized")
+                return refused
         try:
             payload = json.loads(await _read_body(request, self.config.max_request_bytes))
+            by_request, by_id = parse_feedback(payload)
+            if by_id and not self.config.id_column:
+                raise protocol.ProtocolError(400, "labels by 'id' need the dataset spec's id_column, and this "
+                                                  "gateway's spec names none; send labels by 'request_id'")
         except protocol.ProtocolError as exc:
+            self.metrics.feedback("bad_request")
             return _error(exc.status, exc.message)
         except (ValueError, RecursionError) as exc:
+            self.metrics.feedback("bad_request")
             return _error(400, f"body is not valid JSON: {exc}")
-        items = payload if isinstance(payload, list) else [payload]
-        records = []
-        for i, item in enumerate(items):
-            if not isinstance(item, dict) or not protocol.valid_request_id(item.get("request_id")):
-                return _error(400, f"feedback item {i}: needs a valid 'request_id' (the X-Request-ID of the "
-                                   "prediction)")
-            labels = item.get("labels", [item["label"]] if "label" in item else None)
-            if not isinstance(labels, list) or not labels:
-                return _error(400, f"feedback item {i}: needs 'labels' (one per row of its request)")
-            records.append({"request_id": item["request_id"], "labels": labels,
-                            "ts": datetime.now(UTC).isoformat()})
-        for record in records:
-            self.logs[FEEDBACK].write(record)
-        return JSONResponse({"accepted": len(records)})
+        unknown = self.served.forgotten([r["request_id"] for r in by_request])
+        if unknown:  # not in memory: the log on disk may know them (a restart, another replica)
+            unknown = await asyncio.to_thread(self.served.unknown, unknown)
+        if unknown:
+            self.metrics.feedback("unknown_request", len(unknown))
+            return _error(404, f"{len(unknown)} request id(s) this gateway never served (within the last "
+                               f"{SERVED_WINDOW_DAYS} days): {unknown[:5]}; no label was stored. Labels for older "
+                               "or batch predictions go by the data's id: {\"id\": ..., \"label\": ...}")
+        now = datetime.now(UTC).isoformat()
+        for record in by_request:
+            self.logs[FEEDBACK].write({**record, "ts": now})
+        if by_id:
+            ids, labels = zip(*by_id, strict=True)
+            self.logs[FEEDBACK].write({"ts": now, "id_column": self.config.id_column, "ids": list(ids),
+                                       "labels": list(labels), "source": "gateway"})
+        self.metrics.feedback("accepted")
+        body = {"accepted": len(by_request) + len(by_id)}
+        if by_id:
+            body["by_id"] = len(by_id)
+        return JSONResponse(body)
 
     async def ping(self, request: Request) -> Response:
         ok = self.manager.routing.champion is not None

@@ -5,10 +5,14 @@ Its own module so that ``models``, ``app`` and ``server`` all read it without im
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_assets import settings
+from mlops_assets.core.spec import SpecError
+
+log = logging.getLogger("mlops.gateway")
 
 
 @dataclass
@@ -21,6 +25,8 @@ class GatewayConfig:
     port: int = 5005
     poll_seconds: float = 2.0
     admin_token: str | None = None
+    feedback_token: str | None = None  # MLOPS_FEEDBACK_TOKEN: when set, POST /feedback requires it
+    id_column: str | None = None  # the spec's business id: logged with the rows when sent; labels by it accepted
     max_request_bytes: int = 10 * 1024 * 1024
     lock_dir: str | None = None  # registry writes lock here, as the platform's runs do; None: the temp directory
 
@@ -36,5 +42,16 @@ class GatewayConfig:
             port=5005 if port is None else port,
             poll_seconds=settings.gateway_poll_seconds(),
             admin_token=settings.admin_token(),
+            feedback_token=settings.feedback_token(),
+            id_column=_id_column(),
             lock_dir=str(lay.locks),
         )
+
+
+def _id_column() -> str | None:
+    """The spec's business id; a gateway whose spec cannot be read still serves, and says what it refuses."""
+    try:
+        return settings.dataset_id_column()
+    except SpecError as exc:
+        log.warning("labels by the data's id are refused until the dataset spec can be read: %s", exc)
+        return None

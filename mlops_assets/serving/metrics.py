@@ -40,6 +40,13 @@ class Metrics:
         self._latency = Histogram("mlops_request_latency_seconds",
                                   "Scoring latency of successful requests by model version.", ["model_version"],
                                   buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._feedback = Counter("mlops_feedback_total",
+                                 "Feedback requests by outcome: accepted, unknown_request (labels for request ids "
+                                 "this gateway never served, refused with 404), unauthorized, bad_request.",
+                                 ["outcome"], registry=self.registry)
+        self._unknown_requests = Counter("mlops_feedback_unknown_request_ids_total",
+                                         "Request ids in refused feedback that the gateway never served.",
+                                         registry=self.registry)
         self.registry.register(_PredictCalls(predict_calls))
 
     def observe(self, version: str, status: str, seconds: float = 0.0, rows: int = 0) -> None:
@@ -47,6 +54,10 @@ class Metrics:
         if status == "ok":
             self._latency.labels(model_version=version).observe(seconds)
             self._rows.labels(model_version=version).inc(rows)
+
+    def feedback(self, outcome: str, unknown_request_ids: int = 0) -> None:
+        self._feedback.labels(outcome=outcome).inc()
+        self._unknown_requests.inc(unknown_request_ids)
 
     def render(self) -> bytes:
         """The exposition text, served as ``content_type``."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -174,7 +174,8 @@ class ModelManager:
                                                         tracking_uri=self.config.tracking_uri,
                                                         registry_uri=self.config.registry_uri)
             meta = Model.load(local)
-            schema = protocol.InputSchema.from_signature(meta.signature)
+            schema = replace(protocol.InputSchema.from_signature(meta.signature),
+                             logged=(self.config.id_column,) if self.config.id_column else ())
             model = mlflow.sklearn.load_model(local)
             example = meta.load_input_example(local)
         if isinstance(example, pd.DataFrame):

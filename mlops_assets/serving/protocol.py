@@ -13,7 +13,7 @@ import io
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -52,7 +52,8 @@ def check_size(size: int, limit: int) -> None:
 class InputSchema:
     """The columns a model takes, in its order: numeric ones become float64, the rest strings unless listed
     as boolean, datetime or passthrough (binary, arrays, objects: handed over as sent); ``optional`` ones
-    may be absent."""
+    may be absent. ``logged`` columns (the data's business id) are kept for the prediction log when a request
+    sends them, and never given to the model."""
 
     columns: tuple[str, ...]
     numeric: frozenset[str] = frozenset()
@@ -60,6 +61,7 @@ class InputSchema:
     datetime: frozenset[str] = frozenset()
     passthrough: frozenset[str] = frozenset()
     optional: frozenset[str] = frozenset()
+    logged: tuple[str, ...] = ()
 
     @cached_property
     def kinds(self) -> tuple[tuple[str, str], ...]:
@@ -120,6 +122,7 @@ class Rows:
 
     arrays: dict[str, np.ndarray]
     n: int
+    logged: dict[str, list[Any]] = field(default_factory=dict)  # the schema's logged columns the request sent
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.arrays, copy=False)
@@ -133,8 +136,13 @@ class Rows:
                             copy=False)
 
     def records(self) -> list[list[Any]]:
-        """The rows in ``dataframe_split`` form, JSON-safe (NaN -> null), for the prediction log."""
-        return [list(row) for row in zip(*(_plain(a) for a in self.arrays.values()), strict=True)]
+        """The rows in ``dataframe_split`` form, JSON-safe (NaN -> null), for the prediction log: the model's
+        columns, then the logged ones (``log_columns``)."""
+        values = [*(_plain(a) for a in self.arrays.values()), *self.logged.values()]
+        return [list(row) for row in zip(*values, strict=True)]
+
+    def log_columns(self) -> list[str]:
+        return [*self.arrays, *self.logged]
 
 
 def _plain(values: np.ndarray) -> list[Any]:
@@ -274,7 +282,9 @@ def validate(table: Table, schema: InputSchema) -> Rows:
     for col, kind in schema.kinds:
         values = table.columns.get(col)
         arrays[col] = _CONVERT[kind](col, [None] * table.n_rows if values is None else values)
-    return Rows(arrays, table.n_rows)
+    logged = {col: [None if isinstance(v, float) and v != v else v for v in table.columns[col]]
+              for col in schema.logged if col in table.columns and col not in arrays}
+    return Rows(arrays, table.n_rows, logged)
 
 
 def _floats(col: str, values: Sequence[Any]) -> np.ndarray:

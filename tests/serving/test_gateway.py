@@ -151,6 +151,9 @@ def test_predictions_and_feedback_are_logged_and_counted(gateway: GatewayThread,
     assert resp.status_code == 200
     sent = httpx.post(f"{gateway.url}/feedback", json={"request_id": rid, "labels": labels.tolist()})
     assert sent.json() == {"accepted": 1}
+    for other in ("req-other", "req-third"):
+        served = httpx.post(f"{gateway.url}/invocations", json=split(data(1, 12)[0]), headers={"X-Request-ID": other})
+        assert served.status_code == 200
     many = [{"request_id": "req-other", "labels": [1]}, {"request_id": "req-third", "label": 0}]
     assert httpx.post(f"{gateway.url}/feedback", json=many).json() == {"accepted": 2}
     for bad in ({"labels": [1]}, {"request_id": "x y", "labels": [1]}, {"request_id": "a", "labels": []},
@@ -176,10 +179,10 @@ def test_predictions_and_feedback_are_logged_and_counted(gateway: GatewayThread,
     metrics = httpx.get(f"{gateway.url}/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
-    assert _metric(text, "mlops_requests_total", model_version="1", status="ok") == 1
-    assert _metric(text, "mlops_predicted_rows_total", model_version="1") == 3
-    assert _metric(text, "mlops_request_latency_seconds_bucket", model_version="1", le="+Inf") == 1
-    assert _metric(text, "mlops_request_latency_seconds_count", model_version="1") == 1
+    assert _metric(text, "mlops_requests_total", model_version="1", status="ok") == 3
+    assert _metric(text, "mlops_predicted_rows_total", model_version="1") == 5
+    assert _metric(text, "mlops_request_latency_seconds_bucket", model_version="1", le="+Inf") == 3
+    assert _metric(text, "mlops_request_latency_seconds_count", model_version="1") == 3
     assert "# TYPE mlops_request_latency_seconds histogram" in text
 
 
