@@ -410,3 +410,25 @@ def _indices(values: Sequence[Any], classes: list[Any], what: str) -> np.ndarray
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+def estimate_lines(record: dict[str, Any] | None) -> list[str]:
+    """A day's estimated-performance record in words (``mlops monitor show``): the day's and the rolling chunk's
+    estimate with its band, label coverage, and the verdict with its reason."""
+    if record is None:
+        return ["estimated performance: not computed for this day"]
+    if record.get("status") != "ok":
+        return [f"estimated performance: {record.get('detail', record.get('status'))}"]
+    metric, lines = record["metric"], []
+    for name, label in (("day_estimate", "day"), ("chunk", f"last {record['chunk_rows']} rows")):
+        part = record[name]
+        estimate = part["estimated"][metric]
+        realized = (part.get("realized") or {}).get(metric)
+        lines.append(
+            f"estimated {metric} ({record['method']}, {label}: {part['rows']} rows, "
+            f"{part['label_coverage']:.0%} labelled): {estimate['value']:.4f} "
+            f"[{estimate['band_low']:.4f}, {estimate['band_high']:.4f}]"
+            + (f", realized {realized:.4f}" if realized is not None else "")
+        )
+        lines.append(f"  estimated_decay: {'yes' if part['estimated_decay'] else 'no'}: {part['why']}")
+    return lines
