@@ -53,14 +53,24 @@ def _log_day(lay, tracking, spec, rows, day: date, *, labels: bool) -> None:
     root = settings.prediction_log_url(lay)
     log = JsonlLog(root, FEEDBACK if labels else PREDICTIONS)
     for start in range(0, len(rows), 50):
-        part = rows.iloc[start:start + 50]
+        part = rows.iloc[start : start + 50]
         x, rid, ts = part[spec.feature_names], f"{day}-{start}", f"{day}T12:00:{start % 60:02d}+00:00"
         if labels:
             log.write({"request_id": rid, "labels": part[spec.target].tolist(), "ts": ts})
         else:
-            log.write({"request_id": rid, "model_name": tracking.model_name, "model_version": champion.version,
-                       "slot": "champion", "columns": list(x.columns), "data": x.to_numpy().tolist(),
-                       "outputs": model.predict(x).tolist(), "latency_ms": 1.0, "ts": ts})
+            log.write(
+                {
+                    "request_id": rid,
+                    "model_name": tracking.model_name,
+                    "model_version": champion.version,
+                    "slot": "champion",
+                    "columns": list(x.columns),
+                    "data": x.to_numpy().tolist(),
+                    "outputs": model.predict(x).tolist(),
+                    "latency_ms": 1.0,
+                    "ts": ts,
+                }
+            )
     log.close()
 
 
@@ -83,8 +93,9 @@ def test_a_shifted_day_is_flagged_before_any_label_and_labels_confirm_it(platfor
 
     resources = {k: defs.resources[k] for k in ("store", "tracking", "prediction_log", "alerts", "records")}
     for day in (ORDINARY, SHIFTED):
-        assert materialize([estimated_performance], instance=instance, resources=resources,
-                           partition_key=day.isoformat()).success
+        assert materialize(
+            [estimated_performance], instance=instance, resources=resources, partition_key=day.isoformat()
+        ).success
     ordinary = json.loads((lay.io / "estimated_performance" / f"{ORDINARY}.json").read_text())
     record = json.loads((lay.io / "estimated_performance" / f"{SHIFTED}.json").read_text())
 
@@ -115,18 +126,22 @@ def test_a_shifted_day_is_flagged_before_any_label_and_labels_confirm_it(platfor
 
     # Labels land later; the realized accuracy confirms the estimate.
     _log_day(lay, tracking, spec, shifted, SHIFTED, labels=True)
-    assert materialize([live_performance], instance=instance, resources=resources,
-                       partition_key=SHIFTED.isoformat()).success
+    assert materialize(
+        [live_performance], instance=instance, resources=resources, partition_key=SHIFTED.isoformat()
+    ).success
     requests, _, _ = runner.evaluate("performance_sensor")
     assert [r.tags[contracts.TRIGGER] for r in requests] == ["decay"]  # same episode key: one retraining
     assert "estimate_confirmed" in [a["kind"] for a in defs.resources["alerts"].history()]
 
-    assert materialize([estimated_performance], instance=instance, resources=resources,
-                       partition_key=SHIFTED.isoformat()).success
+    assert materialize(
+        [estimated_performance], instance=instance, resources=resources, partition_key=SHIFTED.isoformat()
+    ).success
     capsys.readouterr()
     assert cmd_monitor_show(argparse.Namespace(day=SHIFTED.isoformat(), json=True)) == 0
     shown = json.loads(capsys.readouterr().out)["estimated"]
     assert shown["estimated_decay"] and shown["day_estimate"]["label_coverage"] == 1.0
-    estimated, realized = shown["day_estimate"]["estimated"]["accuracy"]["value"], \
-        shown["day_estimate"]["realized"]["accuracy"]
+    estimated, realized = (
+        shown["day_estimate"]["estimated"]["accuracy"]["value"],
+        shown["day_estimate"]["realized"]["accuracy"],
+    )
     assert abs(estimated - realized) < 0.15  # 500 draws of a few dozen hard rows: a rough check only
