@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 BOOTSTRAP_ROUNDS = 50  # reference resamples the sampling error is measured on
 BOOTSTRAP_ROWS = 2_000  # rows per resample at most; the std is scaled from this size to the chunk's
 FOLDS = 10  # out-of-sample folds of the calibration check
+CHECK_ROWS = 20_000  # reference rows the calibration check runs on at most; the calibration itself uses all
 HIGHER_IS_BETTER = {"accuracy": True, "roc_auc": True, "f1": True, "mae": False, "rmse": False}
 
 
@@ -163,15 +164,22 @@ class CBPE:
         pred_idx = proba.argmax(axis=1) if y_pred is None else _indices(y_pred, classes, "reference predictions")
         k = len(classes)
         calibration: list[tuple[list[float], list[float]] | None] = []
+        # The check needs no more rows than this to tell whether calibration helps (a seeded sample)
+        check_rows = (
+            np.sort(np.random.default_rng(seed).choice(len(y_idx), CHECK_ROWS, replace=False))
+            if len(y_idx) > CHECK_ROWS
+            else None
+        )
         for c in range(k):
             if k == 2 and c == 0:  # two classes: the positive class's map decides both
                 calibration.append(None)
                 continue
             truth, p = (y_idx == c).astype(float), proba[:, c]
-            order = np.argsort(p)  # sorted once for the check and the fit
-            if not _needs_calibration(truth, p, order):
+            rows = check_rows if check_rows is not None else slice(None)
+            if not _needs_calibration(truth[rows], p[rows], np.argsort(p[rows])):
                 calibration.append(None)
                 continue
+            order = np.argsort(p)
             xs, ys = _isotonic(p[order], truth[order])
             # only the ends of each flat step matter to the interpolation (sklearn keeps the same points)
             keep = np.r_[True, (ys[1:-1] != ys[:-2]) | (ys[1:-1] != ys[2:]), True] if len(ys) > 2 else slice(None)
