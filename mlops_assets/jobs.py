@@ -5,6 +5,7 @@ from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, o
 from mlops_assets.core.contracts import RUN_KIND, RunKind
 from mlops_assets.data import dataset, raw_batches
 from mlops_assets.deployment import canary_release, deployment
+from mlops_assets.estimation import estimated_performance
 from mlops_assets.evaluation import model_evaluation
 from mlops_assets.features import features
 from mlops_assets.monitoring import drift_report, live_performance
@@ -30,9 +31,9 @@ training_job = define_asset_job(
 )
 
 monitoring_job = define_asset_job(
-    "monitoring_job", selection=AssetSelection.assets(drift_report, live_performance),
+    "monitoring_job", selection=AssetSelection.assets(drift_report, live_performance, estimated_performance),
     partitions_def=daily_partitions,
-    description="Drift report and live performance for one day of served traffic.",
+    description="Drift report, live performance and estimated performance for one day of served traffic.",
     tags={RUN_KIND: RunKind.MONITORING},
 )
 

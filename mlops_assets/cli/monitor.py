@@ -11,6 +11,7 @@ from mlops_assets.cli._instance import platform_resources
 
 
 def cmd_monitor_show(args: argparse.Namespace) -> int:
+    from mlops_assets.core.estimation import estimate_lines
     from mlops_assets.core.monitoring_report import day_lines
 
     try:
@@ -20,10 +21,12 @@ def cmd_monitor_show(args: argparse.Namespace) -> int:
         return 2
     records = platform_resources(settings.layout())["records"]
     drift, live = records.latest_record("drift_report", day), records.latest_record("live_performance", day)
+    estimated = records.latest_record("estimated_performance", day)
     if args.json:
-        print(json.dumps({"day": day, "drift_report": drift, "live_performance": live}, indent=2, default=str))
+        print(json.dumps({"day": day, "drift_report": drift, "live_performance": live, "estimated": estimated},
+                         indent=2, default=str))
     else:
-        print("\n".join(day_lines(day, drift, live)))
+        print("\n".join(day_lines(day, drift, live) + estimate_lines(estimated)))
     if drift is None and live is None:
         print(f"nothing computed for {day} yet: the drift sensor does it as traffic arrives, or materialize "
               "`monitoring_job` for that day (README: Backfills)", file=sys.stderr)

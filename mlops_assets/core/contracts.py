@@ -22,6 +22,7 @@ class Trigger:
     NEW_DATA = "new_data"
     DRIFT = "drift"
     DECAY = "decay"
+    ESTIMATED = "estimated"  # decay estimated before labels arrived (CBPE/DLE); realized labels confirm or clear it
     TRAFFIC = "traffic"
     CANARY = "canary"
     LABELS = "labels"

@@ -99,3 +99,26 @@ def drift_overlays(reference: pd.DataFrame, current: pd.DataFrame, columns: list
         ax.set_title(col)
     axes[0][0].legend(fontsize=7)
     return _png(fig)
+
+
+def estimated_vs_realized(chunks: list[dict], metric: str, baseline: float | None, tolerance: float) -> bytes:
+    """Estimated performance per chunk with its band, the realized value where labels exist, and the line the
+    estimate must stay above (the offline metric minus the tolerance; plus it, for errors)."""
+    x = np.arange(len(chunks))
+    value = np.array([c["value"] for c in chunks], dtype=float)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.fill_between(x, [c["band_low"] for c in chunks], [c["band_high"] for c in chunks], alpha=0.25,
+                    label="estimate band")
+    ax.plot(x, value, "o-", label="estimated")
+    realized = np.array([np.nan if c.get("realized") is None else c["realized"] for c in chunks], dtype=float)
+    if not np.isnan(realized).all():
+        ax.plot(x, realized, "s--", label="realized (labelled rows)")
+    if baseline is not None and not np.isnan(baseline):
+        bound = baseline - tolerance if metric not in ("rmse", "mae") else baseline + tolerance
+        ax.axhline(baseline, color="grey", lw=1, label="offline")
+        ax.axhline(bound, color="red", lw=1, ls=":", label="decay line")
+    ax.set_xlabel("chunk (oldest to newest)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"Estimated vs realized {metric}")
+    ax.legend(fontsize=7, loc="best")
+    return _png(fig)

@@ -40,3 +40,26 @@ def decay_retrain_key(metadata: Mapping[str, object], champion_version: str | No
     if str(metadata.get("champion_version")) != str(champion_version):
         return None
     return f"decay:v{champion_version}"
+
+
+def estimated_decay_retrain_key(metadata: Mapping[str, object], champion_version: str | None) -> str | None:
+    """An estimated drop retrains before labels arrive, under the same episode key as realized decay: whichever
+    evidence comes first launches the one retraining of that champion's decay episode."""
+    if champion_version is None or not metadata.get("estimated_decay"):
+        return None
+    if str(metadata.get("champion_version")) != str(champion_version):
+        return None
+    return f"decay:v{champion_version}"
+
+
+def estimate_outcome(live: Mapping[str, object], champion_version: str, *, min_rows: int) -> str | None:
+    """What the realized figures say of an estimated decay of ``champion_version``: ``confirmed`` (decay seen in
+    labels), ``cleared`` (enough labels judged, no decay) or None (not judged on labels yet)."""
+    if str(live.get("champion_version")) != str(champion_version):
+        return None
+    if live.get("decayed"):
+        return "confirmed"
+    baseline = live.get("offline_baseline")
+    if int(live.get("labeled_rows") or 0) < min_rows or baseline is None or baseline != baseline:  # NaN: no baseline
+        return None
+    return "cleared"

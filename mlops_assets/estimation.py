@@ -1,0 +1,321 @@
+"""Estimated performance: each day's served traffic judged before any label arrives (CBPE for classifiers, DLE
+for regressors; ``core.estimation``), on the day's own rows and on a rolling chunk of the last N rows ending
+with the day, each with its band and the ``estimated_decay`` verdict. The realized metric, once labels land,
+confirms or clears it (``live_performance``; the performance sensor reads both)."""
+
+import base64
+import math
+import tempfile
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    MetadataValue,
+    Output,
+    asset,
+)
+from mlflow.exceptions import MlflowException
+
+from mlops_assets.core import contracts
+from mlops_assets.core.contracts import CHAMPION
+from mlops_assets.core.estimation import (
+    CBPE,
+    DLE,
+    Estimate,
+    chunk_bounds,
+    estimated_decay,
+    explain_estimate,
+    with_bands,
+)
+from mlops_assets.core.metrics import aligned_proba, class_list
+from mlops_assets.core.monitoring import join_feedback
+from mlops_assets.core.plots import estimated_vs_realized
+from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.monitoring import DAILY_MONITORING
+from resources import Alerter, DataStore, MlflowTracking, PredictionLog
+
+PROBA_PREFIX = "proba_"  # the prediction log's class-probability columns (``proba_<class>``), when logged
+PRIMARY = {"classification": "accuracy", "regression": "rmse"}  # the metric judged, as live_performance does
+
+
+class EstimatedPerformanceConfig(Config):
+    chunk_rows: int = 5_000  # the rolling chunk: the last N rows ending with the day, over quiet days if need be
+    lookback_days: int = 30  # how far back the rolling chunk may reach
+    plot_chunks: int = 10  # the rolling chunk is cut into this many for the estimated-vs-realized plot
+    min_rows: int = 100  # fewer rows are not judged
+    tolerance: float = 0.02  # how far below the offline holdout metric the estimate may fall
+    confidence: float = 0.95
+
+
+def _reference(
+    spec: DatasetSpec, store: DataStore, tracking: MlflowTracking, version: str, dataset_id: str, model: Any
+) -> CBPE | DLE:
+    """The champion's estimator, fitted on the holdout it was evaluated on. CBPE is plain JSON, cached as an
+    artifact of the version's run (``estimation/v<N>/cbpe.json``) and fitted once per version; DLE's loss models
+    are refitted from the bounded holdout each run rather than unpickled."""
+    holdout = store.holdout(dataset_id)
+    x, y = holdout[spec.feature_names], holdout[spec.target]
+    if spec.task == "regression":
+        return DLE.fit(x, model.predict(x), y)
+    run_id = tracking.version_by_alias(CHAMPION).run_id
+    path = f"estimation/v{version}/cbpe.json"
+    try:
+        return CBPE.from_dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}"))
+    except (MlflowException, OSError):
+        pass  # not fitted for this version yet
+    labels = class_list(spec, model)
+    cbpe = CBPE.fit(aligned_proba(model, x, labels), y, labels, model.predict(x))
+    tracking.client().log_dict(run_id, cbpe.to_dict(), path)
+    return cbpe
+
+
+def _proba(frame: pd.DataFrame, classes: list[Any], model: Any, spec: DatasetSpec) -> np.ndarray:
+    """The logged class probabilities when every row carries them, else the champion's on the logged inputs."""
+    columns = [f"{PROBA_PREFIX}{c}" for c in classes]
+    if all(c in frame.columns for c in columns) and not frame[columns].isna().to_numpy().any():
+        return frame[columns].to_numpy(dtype=float)
+    return aligned_proba(model, frame[spec.feature_names], classes)
+
+
+def _rows(prediction_log: PredictionLog, day: date, version: str, want: int, lookback: int) -> pd.DataFrame:
+    """The champion's rows of ``day``, then earlier days' until ``want`` rows or ``lookback`` days, oldest first,
+    each with its delivered label (NaN until it arrives)."""
+    frames: list[pd.DataFrame] = []
+    total = 0
+    for back in range(lookback + 1):
+        when = day - timedelta(days=back)
+        rows = prediction_log.predictions(when)
+        if rows.empty:
+            continue
+        rows = rows[(rows["model_version"] == version) & rows["error"].isna()]
+        labels = join_feedback(rows, prediction_log.feedback_for(when))[["request_id", "row", "label"]]
+        frames.append(rows.merge(labels, on=["request_id", "row"], how="left").assign(day=when.isoformat()))
+        total += len(rows)
+        if total >= want:
+            break
+    if not frames:
+        return pd.DataFrame(columns=["day", "ts", "prediction", "label"])
+    return pd.concat(frames[::-1], ignore_index=True).sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def _judge(
+    frame: pd.DataFrame, estimator: CBPE | DLE, spec: DatasetSpec, model: Any, config: EstimatedPerformanceConfig
+) -> dict[str, Estimate]:
+    """Estimated metrics of one chunk with their bands, and realized ones on its labelled rows."""
+    labelled = frame[frame["label"].notna()]
+    if isinstance(estimator, CBPE):
+        proba = _proba(frame, estimator.classes, model, spec)
+        values = estimator.estimate(proba, frame["prediction"].to_numpy())
+        realized = (
+            estimator.realized(
+                proba[frame["label"].notna().to_numpy()],
+                labelled["label"].to_numpy(),
+                labelled["prediction"].to_numpy(),
+            )
+            if len(labelled)
+            else None
+        )
+    else:
+        values = estimator.estimate(frame[spec.feature_names], frame["prediction"].astype(float))
+        realized = estimator.realized(labelled["prediction"], labelled["label"]) if len(labelled) else None
+    return with_bands(values, estimator.unit_error, len(frame), config.confidence, realized, len(labelled))
+
+
+def _summary(
+    frame: pd.DataFrame,
+    estimates: dict[str, Estimate],
+    metric: str,
+    baseline: float | None,
+    config: EstimatedPerformanceConfig,
+) -> dict[str, Any]:
+    primary = estimates[metric]
+    decayed = estimated_decay(primary, baseline, tolerance=config.tolerance, min_rows=config.min_rows)
+    return {
+        "rows": len(frame),
+        "labeled_rows": primary.labeled_rows,
+        "label_coverage": primary.labeled_rows / len(frame) if len(frame) else 0.0,
+        "first_day": frame["day"].iloc[0] if len(frame) else None,
+        "last_day": frame["day"].iloc[-1] if len(frame) else None,
+        "estimated": {
+            k: {"value": e.value, "band_low": e.band_low, "band_high": e.band_high} for k, e in estimates.items()
+        },
+        "realized": {k: e.realized for k, e in estimates.items()} if primary.labeled_rows else None,
+        "estimated_decay": decayed,
+        "why": explain_estimate(primary, baseline, tolerance=config.tolerance, min_rows=config.min_rows),
+    }
+
+
+def _estimate_day(
+    day: date,
+    config: EstimatedPerformanceConfig,
+    store: DataStore,
+    tracking: MlflowTracking,
+    prediction_log: PredictionLog,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    spec = store.spec()
+    metric = PRIMARY[spec.task]
+    champion = tracking.version_by_alias(CHAMPION)
+    record: dict[str, Any] = {
+        "day": day.isoformat(),
+        "metric": metric,
+        "tolerance": config.tolerance,
+        "min_rows": config.min_rows,
+        "chunk_rows": config.chunk_rows,
+        "estimated_decay": False,
+    }
+    dataset_id = champion.tags.get(contracts.LINEAGE_DATASET) if champion else None
+    if champion is None or dataset_id is None:
+        return {
+            **record,
+            "status": "insufficient_data",
+            "detail": "no champion serving yet",
+            "champion_version": None,
+        }, []
+    version = champion.version
+    baseline = champion.offline_metrics().get(metric)
+    record.update(champion_version=version, baseline=baseline, method="cbpe" if spec.task != "regression" else "dle")
+    rows = _rows(prediction_log, day, version, config.chunk_rows, config.lookback_days)
+    today = rows[rows["day"] == day.isoformat()]
+    if today.empty:
+        return {
+            **record,
+            "status": "insufficient_data",
+            "detail": f"no predictions of champion v{version} logged on {day}",
+        }, []
+    model = mlflow.sklearn.load_model(f"models:/{tracking.model_name}/{version}")
+    estimator = _reference(spec, store, tracking, version, dataset_id, model)
+    chunk = rows.iloc[-config.chunk_rows :]
+    day_summary = _summary(today, _judge(today, estimator, spec, model, config), metric, baseline, config)
+    chunk_summary = _summary(chunk, _judge(chunk, estimator, spec, model, config), metric, baseline, config)
+    size = max(1, math.ceil(len(chunk) / config.plot_chunks))
+    parts = []
+    for a, b in chunk_bounds(len(chunk), size):
+        part = chunk.iloc[a:b]
+        judged = _judge(part, estimator, spec, model, config)[metric]
+        parts.append({"first_ts": part["ts"].iloc[0], "last_ts": part["ts"].iloc[-1], **judged.to_dict()})
+    record.update(
+        status="ok",
+        reference=estimator.reference,
+        day_estimate=day_summary,
+        chunk=chunk_summary,
+        chunks=parts,
+        estimated_decay=day_summary["estimated_decay"] or chunk_summary["estimated_decay"],
+    )
+    return record, parts
+
+
+def _log_to_mlflow(tracking: MlflowTracking, record: dict[str, Any], png: bytes | None) -> None:
+    """The day's record and plot next to the champion's training run, where its holdout figures are."""
+    champion = tracking.version_by_alias(CHAMPION)
+    if champion is None or champion.run_id is None:
+        return
+    client = tracking.client()
+    client.log_dict(champion.run_id, record, f"monitoring/estimated/{record['day']}.json")
+    if png:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp, f"{record['day']}.png")
+            path.write_bytes(png)
+            client.log_artifact(champion.run_id, str(path), "monitoring/estimated")
+
+
+def _metadata(record: dict[str, Any], png: bytes | None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "status": record["status"],
+        "estimated_decay": record["estimated_decay"],
+        "champion_version": record.get("champion_version") or "none",
+        "metric": record["metric"],
+    }
+    if record["status"] != "ok":
+        return {**metadata, "detail": record["detail"]}
+    for name in ("day_estimate", "chunk"):
+        part = record[name]
+        estimate = part["estimated"][record["metric"]]
+        prefix = "day" if name == "day_estimate" else "chunk"
+        metadata.update(
+            {
+                f"{prefix}_estimate": estimate["value"],
+                f"{prefix}_band_low": estimate["band_low"],
+                f"{prefix}_band_high": estimate["band_high"],
+                f"{prefix}_rows": part["rows"],
+                f"{prefix}_label_coverage": round(part["label_coverage"], 4),
+                f"{prefix}_why": part["why"],
+            }
+        )
+    metadata["offline_baseline"] = record["baseline"] if record["baseline"] is not None else float("nan")
+    if png:
+        encoded = base64.b64encode(png).decode()
+        metadata["estimated_vs_realized"] = MetadataValue.md(
+            f"![estimated vs realized](data:image/png;base64,{encoded})"
+        )
+    return metadata
+
+
+def _check(record: dict[str, Any]) -> AssetCheckResult:
+    why = [record[k]["why"] for k in ("day_estimate", "chunk") if record.get(k, {}).get("estimated_decay")]
+    return AssetCheckResult(
+        check_name="no_estimated_decay",
+        passed=not record["estimated_decay"],
+        severity=AssetCheckSeverity.WARN,
+        description="; ".join(why) if why else None,
+        metadata={"day": record["day"], "status": record["status"]},
+    )
+
+
+@asset(
+    **DAILY_MONITORING,
+    check_specs=[
+        AssetCheckSpec(
+            "no_estimated_decay",
+            asset="estimated_performance",
+            description="Warns when the estimated performance band of the day or of its rolling "
+            "chunk is entirely worse than the offline metric by more than the "
+            "tolerance, before any label says so",
+        )
+    ],
+    description="That day's served traffic judged before labels arrive: CBPE (calibrated probabilities, expected "
+    "confusion matrix: accuracy, ROC AUC, F1) for classifiers, DLE (a model of the champion's error: "
+    "MAE, RMSE) for regressors, on the day and on a rolling chunk of the last N rows, each with its "
+    "band, the realized value where labels exist, and the estimated_decay verdict.",
+)
+def estimated_performance(
+    context: AssetExecutionContext,
+    config: EstimatedPerformanceConfig,
+    store: DataStore,
+    tracking: MlflowTracking,
+    prediction_log: PredictionLog,
+    alerts: Alerter,
+):
+    keys = context.partition_keys
+    records = {}
+    metadata: dict[str, Any] = {}
+    for key in keys:
+        record, parts = _estimate_day(date.fromisoformat(key), config, store, tracking, prediction_log)
+        png = (
+            estimated_vs_realized(parts, record["metric"], record.get("baseline"), config.tolerance) if parts else None
+        )
+        if record["status"] == "ok":
+            _log_to_mlflow(tracking, record, png)
+        if record["estimated_decay"]:
+            alerts.alert(
+                "estimated_decay",
+                f"{key}: estimated {record['metric']} of champion "
+                f"v{record['champion_version']} fell: {record['chunk']['why']}",
+                severity="warning",
+            )
+        records[key] = record
+        metadata = _metadata(record, png)
+    record = records[keys[-1]]
+    if len(keys) == 1:
+        yield Output(record, metadata=metadata)
+    else:
+        yield Output(records, metadata={**metadata, "days": len(keys)})
+    yield _check(record)
