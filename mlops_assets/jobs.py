@@ -8,8 +8,9 @@ from mlops_assets.deployment import canary_release, deployment
 from mlops_assets.evaluation import model_evaluation
 from mlops_assets.features import features
 from mlops_assets.monitoring import drift_report, live_performance
-from mlops_assets.partitions import batch_partitions, daily_partitions
+from mlops_assets.partitions import batch_partitions, daily_partitions, scoring_partitions
 from mlops_assets.registry import registered_model
+from mlops_assets.scoring import batch_predictions
 from mlops_assets.training import candidate_model
 from resources import MlflowTracking, ServingGateway
 
@@ -35,6 +36,11 @@ monitoring_job = define_asset_job(
     tags={RUN_KIND: RunKind.MONITORING},
 )
 
+scoring_job = define_asset_job(
+    "scoring_job", selection=AssetSelection.assets(batch_predictions), partitions_def=scoring_partitions,
+    description="Score files of the scoring zone in batch (launched by the scoring sensor, or a backfill).",
+    tags={RUN_KIND: RunKind.SCORING},
+)
 
 canary_job = define_asset_job(
     "canary_job", selection=AssetSelection.assets(canary_release),
@@ -57,5 +63,5 @@ def rollback_job() -> None:
     rollback_champion()
 
 
-JOBS = [ingest_job, training_job, monitoring_job, canary_job, rollback_job]
+JOBS = [ingest_job, training_job, monitoring_job, scoring_job, canary_job, rollback_job]
 

@@ -3,9 +3,10 @@
 from sensors.data import new_data_sensor, new_dataset_sensor
 from sensors.deployment import canary_sensor
 from sensors.monitoring import champion_reevaluation_schedule, drift_sensor, performance_sensor
+from sensors.scoring import scoring_sensor
 
-SENSORS = [new_data_sensor, new_dataset_sensor, drift_sensor, performance_sensor, canary_sensor]
+SENSORS = [new_data_sensor, new_dataset_sensor, drift_sensor, performance_sensor, canary_sensor, scoring_sensor]
 SCHEDULES = [champion_reevaluation_schedule]
 
 __all__ = ["SCHEDULES", "SENSORS", "canary_sensor", "drift_sensor", "new_data_sensor", "new_dataset_sensor",
-           "performance_sensor"]
+           "performance_sensor", "scoring_sensor"]

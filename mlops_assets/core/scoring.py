@@ -13,11 +13,12 @@ and one Parquet row group, whatever the file's size.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,16 @@ import pyarrow as pa_arrow
 import pyarrow.parquet as pq
 
 from mlops_assets.core import ingestion
-from mlops_assets.core.contracts import BATCH
-from mlops_assets.core.predictions import prediction_line
+from mlops_assets.core.contracts import BATCH, CHAMPION
+from mlops_assets.core.predictions import PREDICTIONS, JsonlLog, prediction_line
 from mlops_assets.core.probabilities import Predicted, Predictor, proba_column
+from mlops_assets.core.registry import RegistryOperations
 from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.core.validation import BatchRejected, chunk_schema, explain, failure_summary, raw_schema
 
 DEFAULT_CHUNK_ROWS = ingestion.DEFAULT_CHUNK_ROWS
 LOG_LINE_ROWS = 1000  # rows per prediction-log line of a batch: lines stay small for the readers that parse them
+LOG_FLUSH_SECONDS = 120.0  # the longest a chunk waits for its lines to reach the log (a slow object store)
 ROW, PREDICTION, MODEL_VERSION, BATCH_ID = "row", "prediction", "model_version", "batch_id"
 
 
@@ -48,14 +51,43 @@ def input_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
     return chunk_schema(raw.remove_columns([spec.target])).set_name(f"{spec.name}_scoring")
 
 
-def load_model(tracking_uri: str, registry_uri: str, model_name: str, version: str) -> Predictor:
-    """A registry version as the gateway loads it (skops, explicit URIs, never the process-global ones)."""
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
-    uri = client.get_model_version_download_uri(model_name, version)
+def choose_model(registry: RegistryOperations, pinned: str | None) -> tuple[str, Predictor]:
+    """The pinned registry version, else the champion now, loaded as the gateway loads it (skops, this
+    registry's own URIs). Raises ``ValueError`` saying what exists when there is no such version."""
+    if pinned:
+        known = [v.version for v in registry.versions()]
+        if str(pinned) not in known:
+            raise ValueError(f"model {registry.model_name!r} has no version {pinned}; it has "
+                             f"{', '.join(known) or 'none yet'}")
+        version = str(pinned)
+    else:
+        champion = registry.version_by_alias(CHAMPION)
+        if champion is None:
+            raise ValueError(f"model {registry.model_name!r} has no champion yet: train one (`mlops train`) or "
+                             "pin a registered version")
+        version = champion.version
+    uri = registry.client().get_model_version_download_uri(registry.model_name, version)
     with tempfile.TemporaryDirectory(prefix="mlops-score-") as tmp:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=tracking_uri,
-                                                    registry_uri=registry_uri)
-        return Predictor.of(mlflow.sklearn.load_model(local))
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=registry.tracking_uri,
+                                                    registry_uri=registry.registry_uri)
+        return version, Predictor.of(mlflow.sklearn.load_model(local))
+
+
+@contextlib.contextmanager
+def log_writer(root: str | Path) -> Iterator[Callable[[list[dict[str, Any]]], None]]:
+    """A ``log`` for ``score_file``: each chunk's lines are written before the next chunk is read, so memory
+    stays bounded, with the gateway's own writer (per-process files, one directory per UTC day)."""
+    log = JsonlLog(root, PREDICTIONS)
+
+    def write(lines: list[dict[str, Any]]) -> None:
+        for line in lines:
+            log.write(line)
+        log.flush(timeout=LOG_FLUSH_SECONDS)
+
+    try:
+        yield write
+    finally:
+        log.close(timeout=LOG_FLUSH_SECONDS)
 
 
 @dataclass
