@@ -5,10 +5,11 @@ import json
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
-from mlops_assets.core import contracts, ingestion, triggers, validation, versions
+from mlops_assets.core import contracts, ingestion, validation, versions
 from mlops_assets.jobs import scoring_job
 from mlops_assets.partitions import scoring_partitions
 from resources import Alerter, LandingFileError, ScoringZone
+from sensors.common import folder_changes
 
 
 @sensor(job=scoring_job, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
@@ -16,12 +17,7 @@ from resources import Alerter, LandingFileError, ScoringZone
                     "partition. The same bytes under the same name are never scored twice by the sensor; "
                     "re-score on purpose with a backfill (a pinned version in the run config).")
 def scoring_sensor(context: SensorEvaluationContext, scoring: ScoringZone, alerts: Alerter):
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    listing = {}
-    for path in scoring.settled_files():
-        st = path.lstat()
-        listing[path.name] = triggers.file_signature(st.st_size, st.st_mtime_ns)
-    todo = triggers.unseen_files(listing, seen)
+    seen, listing, todo = folder_changes(context.cursor, scoring.settled_files())
     if not todo:
         return SkipReason(f"no new files in {scoring.incoming}")
     requests, keys = [], []
