@@ -38,3 +38,22 @@ def test_models_without_the_guarantee_call_both_and_regressors_give_values():
         ).fit(frame.drop(columns="alcohol"), frame["alcohol"])
     )
     assert regressor.classes is None and regressor.predict(frame.drop(columns="alcohol")).proba is None
+
+
+def test_the_log_reader_spreads_probabilities_into_one_column_per_class(tmp_path):
+    from mlops_assets.core.predictions import PREDICTIONS, JsonlLog, prediction_line, read_predictions, utc_now
+
+    log = JsonlLog(tmp_path, PREDICTIONS)
+    common = {"model_name": "m", "model_version": "1", "columns": ["x"], "latency_ms": 1.0}
+    log.write(prediction_line("a", slot="champion", data=[[1.0], [2.0]], outputs=["cat", "dog"],
+                              probabilities=[[0.9, 0.1], [0.2, 0.8]], classes=["cat", "dog"], **common))
+    log.write(prediction_line("b", slot="champion", data=[[3.0]], outputs=["cat"], **common))  # an older line
+    log.write(prediction_line("c:0", slot="batch", data=[[4.0]], outputs=["bird"],
+                              probabilities=[[0.1, 0.1, 0.8]], classes=["cat", "dog", "bird"], **common))
+    log.close()
+    frame = read_predictions(tmp_path, utc_now().date())
+    assert list(frame.columns) == ["request_id", "row", "ts", "model_version", "slot", "prediction", "latency_ms",
+                                   "error", "proba_cat", "proba_dog", "proba_bird", "x"]
+    assert frame["proba_dog"].tolist()[:2] == [0.1, 0.8] and np.isnan(frame.loc[2, "proba_cat"])
+    assert frame.loc[3, ["proba_cat", "proba_dog", "proba_bird"]].tolist() == [0.1, 0.1, 0.8]
+    assert frame["slot"].tolist() == ["champion", "champion", "champion", "batch"]
