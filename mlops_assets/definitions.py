@@ -16,6 +16,7 @@ from mlops_assets.jobs import JOBS
 from mlops_assets.monitoring import drift_report, live_performance
 from mlops_assets.registry import registered_model
 from mlops_assets.retention import prediction_log_retention
+from mlops_assets.scoring import batch_predictions
 from mlops_assets.training import candidate_model
 from resources import (
     Alerter,
@@ -24,13 +25,14 @@ from resources import (
     JsonRecordIOManager,
     MlflowTracking,
     PredictionLog,
+    ScoringZone,
     ServingGateway,
 )
 from sensors import SCHEDULES, SENSORS
 
 ASSETS = [raw_batches, dataset, features, candidate_model, model_evaluation, registered_model, deployment,
           canary_release, drift_report, live_performance, prediction_log_retention,
-          estimated_performance]
+          estimated_performance, batch_predictions]
 
 
 def build_resources(lay: settings.Layout | None = None) -> dict[str, object]:
@@ -60,6 +62,8 @@ def build_resources(lay: settings.Layout | None = None) -> dict[str, object]:
         ),
         "prediction_log": PredictionLog(root=settings.prediction_log_url(lay),
                                         retention_days=settings.prediction_retention_days()),
+        "scoring": ScoringZone(incoming_dir=str(lay.scoring_incoming), output_dir=str(lay.scoring_output),
+                               reports_dir=str(lay.scoring_reports), settle_seconds=settings.settle_seconds()),
         "continuous_training": ContinuousTraining(**settings.continuous_training_overrides()),
         "records": JsonRecordIOManager(base_dir=str(lay.io)),
     }

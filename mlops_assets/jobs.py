@@ -9,9 +9,10 @@ from mlops_assets.estimation import estimated_performance
 from mlops_assets.evaluation import model_evaluation
 from mlops_assets.features import features
 from mlops_assets.monitoring import drift_report, live_performance
-from mlops_assets.partitions import batch_partitions, daily_partitions
+from mlops_assets.partitions import batch_partitions, daily_partitions, scoring_partitions
 from mlops_assets.registry import registered_model
 from mlops_assets.retention import prediction_log_retention
+from mlops_assets.scoring import batch_predictions
 from mlops_assets.training import candidate_model
 from resources import MlflowTracking, ServingGateway
 
@@ -37,6 +38,11 @@ monitoring_job = define_asset_job(
     tags={RUN_KIND: RunKind.MONITORING},
 )
 
+scoring_job = define_asset_job(
+    "scoring_job", selection=AssetSelection.assets(batch_predictions), partitions_def=scoring_partitions,
+    description="Score files of the scoring zone in batch (launched by the scoring sensor, or a backfill).",
+    tags={RUN_KIND: RunKind.SCORING},
+)
 
 canary_job = define_asset_job(
     "canary_job", selection=AssetSelection.assets(canary_release),
@@ -65,5 +71,5 @@ retention_job = define_asset_job(
     tags={RUN_KIND: RunKind.RETENTION},
 )
 
-JOBS = [ingest_job, training_job, monitoring_job, canary_job, rollback_job, retention_job]
+JOBS = [ingest_job, training_job, monitoring_job, scoring_job, canary_job, rollback_job, retention_job]
 

@@ -59,6 +59,11 @@ class Layout:
     io = _Subdir()
     locks = _Subdir()
     dagster_home = _Subdir("dagster")
+    # Batch scoring: files to score land in ``incoming``; scored Parquet goes to ``output``, reports of rejected
+    # rows to ``reports`` (mlops score, the batch_predictions asset and its sensor).
+    scoring_incoming = _Subdir("scoring/incoming")
+    scoring_output = _Subdir("scoring/output")
+    scoring_reports = _Subdir("scoring/reports")
 
     def ensure(self) -> Layout:
         for attr in self.SUBDIRS:

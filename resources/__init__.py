@@ -5,8 +5,9 @@ from resources.continuous_training import ContinuousTraining
 from resources.gateway import ServingGateway
 from resources.io_manager import JsonRecordIOManager
 from resources.prediction_log import PredictionLog
+from resources.scoring_zone import ScoringZone
 from resources.store import DataStore, LandingFileError
 from resources.tracking import MlflowTracking
 
 __all__ = ["Alerter", "ContinuousTraining", "DataStore", "JsonRecordIOManager", "LandingFileError", "MlflowTracking",
-           "PredictionLog", "ServingGateway"]
+           "PredictionLog", "ScoringZone", "ServingGateway"]

@@ -42,6 +42,42 @@ class LandingFileError(Exception):
     """A landing file the platform refuses to read (outside the zone, a link, not a regular file)."""
 
 
+def settled_files(folder: Path, settle_seconds: float, now: float | None = None) -> list[Path]:
+    """The files of a watched folder ready to read: visible names, not temporary, unchanged for ``settle_seconds``."""
+    now = time.time() if now is None else now
+    ready = []
+    for entry in sorted(folder.iterdir()):
+        name = entry.name
+        if name.startswith(IGNORED_PREFIXES) or name.lower().endswith(IGNORED_SUFFIXES):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            continue
+        try:
+            if now - entry.lstat().st_mtime < settle_seconds:
+                continue
+        except FileNotFoundError:
+            continue
+        ready.append(entry)
+    return ready
+
+
+def resolve_zone_file(folder: Path, name: str, zone: str) -> Path:
+    """A file of a watched folder by name, refusing traversal, links and anything not a regular file in it."""
+    if not name or "/" in name or "\\" in name or name in {".", ".."}:
+        raise LandingFileError(f"{name!r} is not a plain file name in the {zone}")
+    path = folder / name
+    if path.is_symlink():
+        raise LandingFileError(f"{name} is a symbolic link; files in the {zone} must be regular files "
+                               f"(links could point outside the {zone})")
+    if not path.exists():
+        raise LandingFileError(f"{name} is not in the {zone} {folder}")
+    if not path.is_file():
+        raise LandingFileError(f"{name} is not a regular file")
+    if path.resolve().parent != folder.resolve():
+        raise LandingFileError(f"{name} resolves outside the {zone}")
+    return path
+
+
 class DataStore(ConfigurableResource, DatasetMembership):
     """Where batches land, are quarantined, and are kept as immutable, versioned data."""
 
@@ -133,37 +169,10 @@ class DataStore(ConfigurableResource, DatasetMembership):
 
         A file still being written is skipped this tick and picked up on a later one.
         """
-        now = time.time() if now is None else now
-        ready = []
-        for entry in sorted(self.landing.iterdir()):
-            name = entry.name
-            if name.startswith(IGNORED_PREFIXES) or name.lower().endswith(IGNORED_SUFFIXES):
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                continue
-            try:
-                if now - entry.lstat().st_mtime < self.settle_seconds:
-                    continue
-            except FileNotFoundError:
-                continue
-            ready.append(entry)
-        return ready
+        return settled_files(self.landing, self.settle_seconds, now)
 
     def resolve_landing(self, name: str) -> Path:
-        """A landing file by name, refusing traversal, links and anything not a regular file in the zone."""
-        if not name or "/" in name or "\\" in name or name in {".", ".."}:
-            raise LandingFileError(f"{name!r} is not a plain file name in the landing zone")
-        path = self.landing / name
-        if path.is_symlink():
-            raise LandingFileError(f"{name} is a symbolic link; landing files must be regular files "
-                                   "(links could point outside the landing zone)")
-        if not path.exists():
-            raise LandingFileError(f"{name} is not in the landing zone {self.landing}")
-        if not path.is_file():
-            raise LandingFileError(f"{name} is not a regular file")
-        if path.resolve().parent != self.landing.resolve():
-            raise LandingFileError(f"{name} resolves outside the landing zone")
-        return path
+        return resolve_zone_file(self.landing, name, "landing zone")
 
     def quarantine_file(self, path: Path, report: dict[str, Any]) -> Path:
         """Move a rejected file out of the landing zone with a machine-readable report beside it."""

@@ -5,9 +5,11 @@ from sensors.deployment import canary_sensor
 from sensors.labels import labels_sensor
 from sensors.monitoring import champion_reevaluation_schedule, drift_sensor, performance_sensor
 from sensors.retention import prediction_retention_schedule
+from sensors.scoring import scoring_sensor
 
-SENSORS = [new_data_sensor, new_dataset_sensor, drift_sensor, performance_sensor, canary_sensor, labels_sensor]
+SENSORS = [new_data_sensor, new_dataset_sensor, drift_sensor, performance_sensor, canary_sensor, labels_sensor,
+           scoring_sensor]
 SCHEDULES = [champion_reevaluation_schedule, prediction_retention_schedule]
 
 __all__ = ["SCHEDULES", "SENSORS", "canary_sensor", "drift_sensor", "labels_sensor", "new_data_sensor",
-           "new_dataset_sensor", "performance_sensor"]
+           "new_dataset_sensor", "performance_sensor", "scoring_sensor"]

@@ -9,7 +9,7 @@ from mlops_assets.core.contracts import CHAMPION, RunKind, Trigger
 from mlops_assets.jobs import ingest_job, training_job
 from mlops_assets.partitions import batch_partitions
 from resources import Alerter, ContinuousTraining, DataStore, LandingFileError, MlflowTracking
-from sensors.common import runs_in_flight
+from sensors.common import folder_changes, runs_in_flight
 
 
 @sensor(job=ingest_job, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
@@ -17,12 +17,7 @@ from sensors.common import runs_in_flight
                     "partition. Idempotent: the same bytes under the same spec never ingest twice; a file "
                     "that failed is tried again once its bytes or the spec changed.")
 def new_data_sensor(context: SensorEvaluationContext, store: DataStore, alerts: Alerter):
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    listing = {}
-    for path in store.settled_landing_files():
-        st = path.lstat()
-        listing[path.name] = triggers.file_signature(st.st_size, st.st_mtime_ns)
-    todo = triggers.unseen_files(listing, seen)
+    seen, listing, todo = folder_changes(context.cursor, store.settled_landing_files())
     if not todo:
         return SkipReason(f"no new files in {store.landing}")
     requests, keys = [], []

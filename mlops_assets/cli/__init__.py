@@ -2,10 +2,10 @@
 
 import argparse
 
-from mlops_assets.cli import data, drift, labels, monitor, platform, registry, schema, train
+from mlops_assets.cli import data, drift, labels, monitor, platform, registry, schema, score, train
 
 # The order of the commands in ``mlops --help``.
-COMMAND_GROUPS = (platform, data, train, registry, monitor, labels, schema, drift)
+COMMAND_GROUPS = (platform, data, train, score, registry, monitor, labels, schema, drift)
 
 
 STACK = ("dagster", "dagster-webserver", "dagster-mlflow", "mlflow", "scikit-learn", "pandera", "scipy", "pandas")

@@ -13,6 +13,7 @@ class RunKind:
     DEPLOYMENT = "deployment"
     ROLLBACK = "rollback"
     RETENTION = "retention"
+    SCORING = "scoring"
 
 
 class Trigger:
@@ -45,6 +46,8 @@ CANARY = "canary"
 # A release in the canary slot answers a share of traffic ("canary") or sees a copy of it ("shadow").
 SHADOW = "shadow"
 RELEASE_MODES = (CANARY, SHADOW)
+# The prediction-log slot of rows scored in batch (``mlops score``, the ``batch_predictions`` asset).
+BATCH = "batch"
 
 # Registered-model tags the gateway reads with the `canary` alias: how much traffic, and canary or shadow.
 CANARY_PERCENT_TAG = "mlops.canary_percent"

@@ -10,6 +10,11 @@ Layout: ``<root>/predictions/date=YYYY-MM-DD/<host>-<pid>[-<segment>].jsonl`` an
 A prediction line: ``{"request_id", "ts", "model_name", "model_version", "slot", "columns", "data",
 "outputs", "latency_ms"}`` plus ``"error"`` when that slot failed to predict (``columns``/``data`` are the
 request's rows in ``dataframe_split`` form: the model's columns, then the spec's ``id_column`` when sent).
+A classifier's line also has ``"classes"`` (its ``classes_``, in order) and ``"probabilities"`` (one list per
+row, in that order), whether or not the caller asked for them; ``read_predictions`` spreads them into one
+column per class, ``proba_<class>``. Slots: ``champion``, ``canary``, ``shadow`` (the gateway) and ``batch``
+(``mlops score`` and the ``batch_predictions`` asset: ``request_id`` is ``<batch id>:<chunk>``, and
+``columns``/``data`` also carry the spec's id and timestamp columns).
 A feedback line is one of two kinds:
 - by request id: ``{"request_id", "ts", "labels"}`` with one label per row of that request (``POST /feedback``);
 - by business id: ``{"ts", "id_column", "ids", "labels", "source"}`` (optionally ``"label_ts"``), one label per
@@ -36,6 +41,7 @@ import pandas as pd
 from fsspec.implementations.local import LocalFileSystem
 
 from mlops_assets.core.contracts import CHAMPION
+from mlops_assets.core.probabilities import PROBA_PREFIX, proba_column
 
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
@@ -146,6 +152,21 @@ class JsonlLog:
             del self._pending[day]
 
 
+def prediction_line(request_id: str, *, model_name: str, model_version: str, slot: str, columns: list[str],
+                    data: list[list[Any]], outputs: list[Any], latency_ms: float,
+                    probabilities: list[list[float]] | None = None, classes: list[Any] | None = None,
+                    error: str | None = None) -> dict[str, Any]:
+    """One prediction line, as the gateway and batch scoring both write it (format: the module's docstring)."""
+    record = {"request_id": request_id, "ts": utc_now().isoformat(), "model_name": model_name,
+              "model_version": model_version, "slot": slot, "columns": columns, "data": data,
+              "outputs": outputs, "latency_ms": latency_ms}
+    if probabilities is not None:
+        record.update(classes=classes, probabilities=probabilities)
+    if error is not None:
+        record["error"] = error
+    return record
+
+
 def _iter_lines(root: str | Path, kind: str, day: date, containing: tuple[str, ...] = ()) -> Iterable[dict[str, Any]]:
     """The day's lines; with ``containing``, only lines with one of those strings are parsed (a cheap skip)."""
     fs, base = log_filesystem(root)
@@ -191,7 +212,8 @@ def read_id_labels(root: str | Path) -> list[dict[str, Any]]:
 
 def read_predictions(root: str | Path, day: date) -> pd.DataFrame:
     """One row per predicted input row: request_id, row, ts, model_version, slot, prediction, latency_ms,
-    error, then the features."""
+    error, then ``proba_<class>`` per class any line of the day has (NaN in rows whose line has none: a
+    regressor, an old line, a failed call), then the features (and a batch line's id and timestamp columns)."""
     frames = []
     for rec in _iter_lines(root, PREDICTIONS, day):
         frame = pd.DataFrame(rec.get("data", []), columns=rec.get("columns", []))
@@ -206,11 +228,21 @@ def read_predictions(root: str | Path, day: date) -> pd.DataFrame:
         frame.insert(5, "prediction", (outputs + [None] * len(frame))[: len(frame)])
         frame.insert(6, "latency_ms", rec.get("latency_ms"))
         frame.insert(7, "error", rec.get("error"))
+        probabilities = rec.get("probabilities")
+        if probabilities and len(probabilities) == len(frame):
+            proba = pd.DataFrame(probabilities, columns=[proba_column(c) for c in rec.get("classes", [])])
+            for i, col in enumerate(proba.columns):
+                frame.insert(8 + i, col, proba[col].to_numpy(dtype=float))
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=["request_id", "row", "ts", "model_version", "slot", "prediction",
-                                     "latency_ms", "error"])
-    return pd.concat(frames, ignore_index=True)
+        return pd.DataFrame(columns=_LEADING)
+    frame = pd.concat(frames, ignore_index=True)
+    proba_cols = list(dict.fromkeys(c for f in frames for c in f.columns[8:] if str(c).startswith(PROBA_PREFIX)))
+    rest = [c for c in frame.columns if c not in _LEADING and c not in proba_cols]
+    return frame[_LEADING + proba_cols + rest]
+
+
+_LEADING = ["request_id", "row", "ts", "model_version", "slot", "prediction", "latency_ms", "error"]
 
 
 def read_feedback(root: str | Path, day: date) -> pd.DataFrame:

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -29,10 +28,10 @@ from starlette.routing import Route
 
 from mlops_assets.core.contracts import CANARY, CHAMPION, SHADOW
 from mlops_assets.core.deployment import route_to_canary
-from mlops_assets.core.predictions import FEEDBACK, PREDICTIONS, JsonlLog
+from mlops_assets.core.predictions import FEEDBACK, PREDICTIONS, JsonlLog, prediction_line
 from mlops_assets.core.registry import NoCanaryError
 from mlops_assets.serving import protocol
-from mlops_assets.serving.batching import Batcher
+from mlops_assets.serving.batching import Answer, Batcher
 from mlops_assets.serving.config import GatewayConfig
 from mlops_assets.serving.feedback import SERVED_WINDOW_DAYS, ServedRequests, parse_feedback
 from mlops_assets.serving.metrics import Metrics
@@ -129,32 +128,33 @@ class Gateway:
         for log in self.logs.values():
             log.close()
 
-    def log(self, rid: str, slot: Slot, name: str, rows: protocol.Rows, outputs: list[Any] | None,
+    def log(self, rid: str, slot: Slot, name: str, rows: protocol.Rows, answer: Answer | None,
             started: float, error: Exception | None = None) -> None:
-        record = {"request_id": rid, "ts": datetime.now(UTC).isoformat(), "model_name": self.config.model_name,
-                  "model_version": slot.version, "slot": name, "columns": rows.log_columns(),
-                  "data": rows.records(), "outputs": outputs or [],
-                  "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
-        if error is not None:
-            record["error"] = f"{type(error).__name__}: {error}"
-        self.logs[PREDICTIONS].write(record)
+        """Queue the prediction line; a classifier's probabilities are logged whether or not they were asked for."""
+        probabilities = answer.probabilities if answer else None
+        self.logs[PREDICTIONS].write(prediction_line(
+            rid, model_name=self.config.model_name, model_version=slot.version, slot=name,
+            columns=rows.log_columns(), data=rows.records(), outputs=answer.outputs if answer else [],
+            latency_ms=round((time.perf_counter() - started) * 1000, 3), probabilities=probabilities,
+            classes=list(slot.predictor.classes) if probabilities is not None else None,
+            error=f"{type(error).__name__}: {error}" if error is not None else None))
         self.served.add(rid)
 
     async def predict_as(self, slot: Slot, name: str, rid: str, table: protocol.Table, rows: protocol.Rows,
-                         schema: protocol.InputSchema, started: float) -> list[Any] | None:
+                         schema: protocol.InputSchema, started: float) -> Answer | None:
         """A canary's or shadow's answer; None if it fails (its failure is logged evidence, never the reply).
 
         ``rows`` were checked against ``schema`` (the champion's); a version with other columns re-checks.
         """
         try:
             own = rows if slot.schema == schema else protocol.validate(table, slot.schema)
-            outputs = await self.batcher.predict(slot, own)
+            answer = await self.batcher.predict(slot, own)
         except Exception as exc:  # bad rows for this version or a failing model: both are evidence
             self.log(rid, slot, name, rows, None, started, exc)
             self.metrics.observe(slot.version, "error")
             return None
-        self.log(rid, slot, name, own, outputs, started)
-        return outputs
+        self.log(rid, slot, name, own, answer, started)
+        return answer
 
     async def shadow(self, rid: str, slot: Slot, table: protocol.Table, rows: protocol.Rows,
                      schema: protocol.InputSchema) -> None:
@@ -179,30 +179,39 @@ class Gateway:
             else:
                 table = protocol.read_table(body, ctype, champion.schema)
             rows = protocol.validate(table, champion.schema)
+            proba = protocol.predict_method(table.params) == protocol.PREDICT_PROBA
+            if proba and champion.predictor.classes is None:
+                raise protocol.ProtocolError(400, f"model v{champion.version} gives no class probabilities (a "
+                                                  "regressor, or a classifier without predict_proba); leave out "
+                                                  f"'params.{protocol.PREDICT_METHOD}'")
         except protocol.ProtocolError as exc:
             self.metrics.observe(champion.version, "bad_request")
             return _error(exc.status, exc.message, rid)
-        slot, name, outputs = champion, CHAMPION, None
+        slot, name, answer = champion, CHAMPION, None
         canary = routing.canary
         if canary is not None and routing.release_mode == CANARY and \
                 route_to_canary(request.headers.get("x-entity-id") or rid, routing.canary_percent):
-            outputs = await self.predict_as(canary, CANARY, rid, table, rows, champion.schema, started)
-            slot, name = (canary, CANARY) if outputs is not None else (champion, CHAMPION)
-        if outputs is None:
+            answer = await self.predict_as(canary, CANARY, rid, table, rows, champion.schema, started)
+            if proba and answer is not None and answer.probabilities is None:
+                answer = None  # this canary cannot give what was asked: the champion answers (both are logged)
+            slot, name = (canary, CANARY) if answer is not None else (champion, CHAMPION)
+        if answer is None:
             try:
-                outputs = await self.batcher.predict(champion, rows)
+                answer = await self.batcher.predict(champion, rows)
             except Exception as exc:  # like MLflow: the model could not score these rows, a 400 that says why
                 self.log(rid, champion, CHAMPION, rows, None, started, exc)
                 self.metrics.observe(champion.version, "model_error")
                 return _error(400, f"model v{champion.version} could not score the input: "
                                    f"{type(exc).__name__}: {exc}", rid)
-            self.log(rid, champion, CHAMPION, rows, outputs, started)
+            self.log(rid, champion, CHAMPION, rows, answer, started)
         self.metrics.observe(slot.version, "ok", time.perf_counter() - started, rows.n)
         background = None
         if canary is not None and routing.release_mode == SHADOW:
             background = BackgroundTask(self.shadow, rid, canary, table, rows, champion.schema)
         headers = {"X-Request-ID": rid, "X-Model-Version": slot.version, "X-Model-Slot": name}
-        return JSONResponse({"predictions": outputs}, headers=headers, background=background)
+        body = {"predictions": answer.probabilities, "classes": list(slot.predictor.classes)} if proba else \
+            {"predictions": answer.outputs}
+        return JSONResponse(body, headers=headers, background=background)
 
     async def feedback(self, request: Request) -> Response:
         """Labels by request id (for requests this gateway served: else 404) or by the data's own id."""

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_assets.core.probabilities import Predicted
 from mlops_assets.serving import protocol
 from mlops_assets.serving.models import Slot
 
@@ -20,11 +21,20 @@ MAX_BATCH_ROWS = 4096  # rows merged into one predict call; a bigger request sti
 BATCH_WINDOW_SECONDS = 0.002  # the longest a call waits for the requests it expects (see Batcher)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One request's answer, JSON-safe: a label or value per row and, for a classifier, a probability per row
+    and class (in ``slot.predictor.classes`` order), computed in the same model call."""
+
+    outputs: list[Any]
+    probabilities: list[list[Any]] | None = None
+
+
 @dataclass
 class _Job:
     slot: Slot
     rows: protocol.Rows
-    future: asyncio.Future[list[Any]]
+    future: asyncio.Future[Answer]
 
 
 class Batcher:
@@ -46,7 +56,7 @@ class Batcher:
         self._drainer: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="predict")
 
-    async def predict(self, slot: Slot, rows: protocol.Rows) -> list[Any]:
+    async def predict(self, slot: Slot, rows: protocol.Rows) -> Answer:
         loop = asyncio.get_running_loop()
         job = _Job(slot, rows, loop.create_future())
         self._pending.append(job)
@@ -96,31 +106,36 @@ def _settle(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _predict_jobs(jobs: Sequence[_Job]) -> list[list[Any] | Exception]:
+def _answer(predicted: Predicted) -> Answer:
+    return Answer(protocol.jsonable(predicted.labels),
+                  None if predicted.proba is None else protocol.jsonable(predicted.proba))
+
+
+def _predict_jobs(jobs: Sequence[_Job]) -> list[Answer | Exception]:
     """Worker thread: one predict per model over all its jobs' rows, split back per job. If the merged call
     fails, each job is predicted alone, so only the request whose rows break the model gets the error."""
-    results: list[list[Any] | Exception] = [[] for _ in jobs]
+    results: list[Answer | Exception] = [Answer([]) for _ in jobs]
     groups: dict[int, list[int]] = defaultdict(list)
     for i, job in enumerate(jobs):
         groups[id(job.slot)].append(i)
     for members in groups.values():
-        model = jobs[members[0]].slot.model
+        predictor = jobs[members[0]].slot.predictor
         try:
-            outputs = protocol.jsonable(model.predict(protocol.Rows.concat([jobs[i].rows for i in members])))
-            if len(outputs) != sum(jobs[i].rows.n for i in members):
-                raise ValueError(f"the model returned {len(outputs)} predictions for a batch of requests")
+            predicted = predictor.predict(protocol.Rows.concat([jobs[i].rows for i in members]))
+            if len(predicted) != sum(jobs[i].rows.n for i in members):
+                raise ValueError(f"the model returned {len(predicted)} predictions for a batch of requests")
         except Exception as exc:
             if len(members) == 1:
                 results[members[0]] = exc
                 continue
             for i in members:
                 try:
-                    results[i] = protocol.jsonable(model.predict(jobs[i].rows.frame()))
+                    results[i] = _answer(predictor.predict(jobs[i].rows.frame()))
                 except Exception as single:  # this request's rows are what the model cannot score
                     results[i] = single
             continue
         start = 0
         for i in members:
-            results[i] = outputs[start:start + jobs[i].rows.n]
+            results[i] = _answer(predicted.rows(start, start + jobs[i].rows.n))
             start += jobs[i].rows.n
     return results

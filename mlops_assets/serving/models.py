@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
 from mlops_assets.core.contracts import CANARY, CANARY_PERCENT_TAG, CHAMPION, RELEASE_MODE_TAG
+from mlops_assets.core.probabilities import Predictor
 from mlops_assets.core.registry import ModelRegistry
 from mlops_assets.serving import protocol
 from mlops_assets.serving.config import GatewayConfig
@@ -38,12 +39,17 @@ _NO_ALIAS = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}  # MLflow's c
 
 @dataclass(frozen=True)
 class Slot:
-    """One loaded model version with its compiled signature; immutable, so sharing it needs no lock."""
+    """One loaded model version with its compiled signature and what it says about classes (``predictor``:
+    probabilities once per call for classifiers); immutable, so sharing it needs no lock."""
 
     version: str
     model: Any
     schema: protocol.InputSchema
     loaded_at: str
+    predictor: Predictor = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "predictor", Predictor.of(self.model))
 
 
 @dataclass(frozen=True)
@@ -178,9 +184,10 @@ class ModelManager:
                              logged=(self.config.id_column,) if self.config.id_column else ())
             model = mlflow.sklearn.load_model(local)
             example = meta.load_input_example(local)
+        slot = Slot(version, model, schema, datetime.now(UTC).isoformat(timespec="seconds"))
         if isinstance(example, pd.DataFrame):
-            model.predict(protocol.conform(example, schema))
-        return Slot(version, model, schema, datetime.now(UTC).isoformat(timespec="seconds"))
+            slot.predictor.predict(protocol.conform(example, schema))  # the very call serving makes
+        return slot
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._poll, name="model-poller", daemon=True)

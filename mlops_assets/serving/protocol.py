@@ -13,7 +13,7 @@ import io
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -106,6 +106,7 @@ class Table:
 
     columns: dict[Any, Sequence[Any]]
     n_rows: int
+    params: dict[str, Any] = field(default_factory=dict)  # MLflow's ``params`` of a JSON body
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> Table:
@@ -208,20 +209,41 @@ def _json_table(body: bytes) -> Table:
     if len(present) != 1:
         raise ProtocolError(400, f"the JSON body must have exactly one of the fields {list(FORMATS)}; "
                                  f"got {sorted(payload)}")
-    field = present[0]
-    data = payload[field]
-    if field == "dataframe_split":
+    params = payload.get("params", {})
+    if not isinstance(params, dict):
+        raise ProtocolError(400, f"'params' must be an object, e.g. {{\"{PREDICT_METHOD}\": \"{PREDICT_PROBA}\"}}")
+    return replace(_body_table(present[0], payload[present[0]]), params=params)
+
+
+def _body_table(name: str, data: Any) -> Table:
+    if name == "dataframe_split":
         return _split(data)
-    if field == "dataframe_records":
+    if name == "dataframe_records":
         if not isinstance(data, list):
             raise ProtocolError(400, "'dataframe_records' must be a list of row objects")
-        return _records(data, field)
+        return _records(data, name)
     if isinstance(data, dict):
-        return _columnar(data, field)
+        return _columnar(data, name)
     if isinstance(data, list) and all(isinstance(row, dict) for row in data):
-        return _records(data, field)
-    raise ProtocolError(400, f"'{field}' must be a list of row objects or an object of columns: this model "
+        return _records(data, name)
+    raise ProtocolError(400, f"'{name}' must be a list of row objects or an object of columns: this model "
                              "takes named columns")
+
+
+PREDICT_METHOD, PREDICT, PREDICT_PROBA = "predict_method", "predict", "predict_proba"
+
+
+def predict_method(params: dict[str, Any]) -> str:
+    """What the caller wants back (``params.predict_method``, named after mlflow.sklearn's ``pyfunc_predict_fn``):
+    ``predict`` (labels or values, the default) or ``predict_proba`` (one probability per class)."""
+    unknown = sorted(set(params) - {PREDICT_METHOD})
+    if unknown:
+        raise ProtocolError(400, f"unknown 'params' {unknown}; the gateway takes only '{PREDICT_METHOD}'")
+    method = params.get(PREDICT_METHOD, PREDICT)
+    if method not in (PREDICT, PREDICT_PROBA):
+        raise ProtocolError(400, f"'params.{PREDICT_METHOD}' must be '{PREDICT}' or '{PREDICT_PROBA}', "
+                                 f"got {_show(method)}")
+    return method
 
 
 def _split(data: Any) -> Table:

@@ -425,5 +425,6 @@ def test_concurrent_requests_share_one_model_call_and_bad_rows_fail_alone(champi
 
     results, calls = asyncio.run(run())
     assert calls == 1
-    assert results[:-1] == [champion.predict(p).tolist() for p in parts]
+    assert [r.outputs for r in results[:-1]] == [champion.predict(p).tolist() for p in parts]
+    assert [r.probabilities for r in results[:-1]] == [champion.predict_proba(p).tolist() for p in parts]
     assert isinstance(results[-1], ValueError)
