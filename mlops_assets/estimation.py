@@ -39,11 +39,11 @@ from mlops_assets.core.estimation import (
 from mlops_assets.core.metrics import aligned_proba, class_list
 from mlops_assets.core.monitoring import join_feedback
 from mlops_assets.core.plots import estimated_vs_realized
+from mlops_assets.core.probabilities import proba_column
 from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.monitoring import DAILY_MONITORING
 from resources import Alerter, DataStore, MlflowTracking, PredictionLog
 
-PROBA_PREFIX = "proba_"  # the prediction log's class-probability columns (``proba_<class>``), when logged
 PRIMARY = {"classification": "accuracy", "regression": "rmse"}  # the metric judged, as live_performance does
 
 
@@ -80,7 +80,7 @@ def _reference(
 
 def _proba(frame: pd.DataFrame, classes: list[Any], model: Any, spec: DatasetSpec) -> np.ndarray:
     """The logged class probabilities when every row carries them, else the champion's on the logged inputs."""
-    columns = [f"{PROBA_PREFIX}{c}" for c in classes]
+    columns = [proba_column(c) for c in classes]
     if all(c in frame.columns for c in columns) and not frame[columns].isna().to_numpy().any():
         return frame[columns].to_numpy(dtype=float)
     return aligned_proba(model, frame[spec.feature_names], classes)
