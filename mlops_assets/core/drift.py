@@ -73,6 +73,7 @@ from mlops_assets.core.drift_stats import (
     wasserstein_sorted,
     z_test,
 )
+from mlops_assets.core.table_input import ParquetColumns
 
 if TYPE_CHECKING:  # tables are duck-typed (``columns``, ``in``, ``[]``, ``len``); the annotation names the type
     import pandas as pd
@@ -155,10 +156,10 @@ def infer_kinds(frame: Table) -> dict[str, str]:
     distribution test for them either. A float column of a ``ParquetColumns`` is typed from the file's
     schema, without reading it.
     """
-    stores_floats = getattr(frame, "stores_floats", None)
     kinds = {}
     for name in frame.columns:
-        kind = NUMERIC if stores_floats is not None and stores_floats(name) else _infer_kind(frame[name])
+        from_schema = isinstance(frame, ParquetColumns) and frame.stores_floats(name)
+        kind = NUMERIC if from_schema else _infer_kind(frame[name])
         if kind is not None:
             kinds[name] = kind
     return kinds
@@ -241,8 +242,7 @@ def _numbers(table: Table, name: Any) -> np.ndarray | None:
     A ``ParquetColumns`` hands over number columns straight from Arrow (``floats``); anything else goes
     through pandas, which also accepts object columns holding only numbers.
     """
-    read_floats = getattr(table, "floats", None)
-    values = read_floats(name) if read_floats is not None else None
+    values = table.floats(name) if isinstance(table, ParquetColumns) else None
     if values is not None:
         return values
     numeric = _as_numeric(table[name])

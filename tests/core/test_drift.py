@@ -510,6 +510,13 @@ def test_parquet_number_columns_read_from_arrow_equal_pandas_values(tmp_path) ->
     assert "f64" in lazy.drifted_columns
 
 
+def test_frame_columns_named_like_parquet_reader_methods_are_plain_data() -> None:
+    rng = np.random.default_rng(25)
+    reference = pd.DataFrame({"floats": rng.normal(size=300), "stores_floats": rng.normal(size=300)})
+    report = detect_drift(reference, reference.assign(floats=reference["floats"] + 1.0))
+    assert report.drifted_columns == ["floats"] and infer_kinds(reference) == dict.fromkeys(reference, "numeric")
+
+
 def test_cli_json_keeps_its_shape(files) -> None:
     out = io.StringIO()
     drift_command(files["same"], files["shifted"], as_json=True, out=out)
