@@ -66,6 +66,7 @@ from mlops_assets.core.drift_stats import (
     drop_missing,
     float_values,
     jensen_shannon,
+    population_std,
     psi_from_shares,
     psi_sorted,
     sorted_counts,
@@ -277,7 +278,7 @@ def _test_numeric(out: _Outcome, name: Any, reference: Table, current: Table, co
         out.statistic, out.p_value = float(result.statistic), float(result.pvalue)
     else:
         out.test = "wasserstein"
-        std = float(np.std(ref))
+        std = population_std(ref)
         if std < WASSERSTEIN_STD_FLOOR:
             out.notes.append(f"reference std {std:.3g} below {WASSERSTEIN_STD_FLOOR}: normed by that floor")
         out.statistic = wasserstein_sorted(ref, cur) / max(std, WASSERSTEIN_STD_FLOOR)

@@ -18,7 +18,7 @@ from scipy import stats
 from mlops_assets.cli.drift import drift_command
 from mlops_assets.core.drift import DriftConfig, detect_drift, infer_kinds, psi
 from mlops_assets.core.drift_report import ColumnDrift, render_html
-from mlops_assets.core.drift_stats import psi_sorted, sorted_finite, wasserstein_sorted
+from mlops_assets.core.drift_stats import population_std, psi_sorted, sorted_finite, wasserstein_sorted
 from mlops_assets.core.table_input import ParquetColumns
 
 
@@ -198,6 +198,7 @@ def test_one_sort_statistics_equal_scipy_on_awkward_samples() -> None:
         expected = stats.wasserstein_distance(ref_clean, cur_clean)
         assert wasserstein_sorted(ref, cur) == pytest.approx(expected, rel=1e-12, abs=1e-15), (ref.size, cur.size)
         assert wasserstein_sorted(cur, ref) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+        assert population_std(ref) == pytest.approx(np.std(ref_clean), rel=1e-12, abs=1e-15)
 
 
 def test_psi_bins_are_the_reference_quantiles() -> None:
