@@ -9,9 +9,10 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 DRIFT = "drift"
 NO_DRIFT = "no_drift"
@@ -66,6 +67,8 @@ class DriftReport:
         return out
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd  # only here: the CLI renders reports without pandas
+
         names = [f.name for f in fields(ColumnDrift)]
         return pd.DataFrame([asdict(c) for c in self.columns], columns=names)
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 import io
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
 from mlops_assets.cli.drift import drift_command
 from mlops_assets.core.drift import DriftConfig, detect_drift, infer_kinds, psi
-from mlops_assets.core.drift_report import render_html
+from mlops_assets.core.drift_report import ColumnDrift, render_html
+from mlops_assets.core.drift_stats import population_std, psi_sorted, sorted_finite, wasserstein_sorted
 from mlops_assets.core.table_input import ParquetColumns
 
 
@@ -164,6 +169,59 @@ def test_wasserstein_is_exact_for_unequal_sizes() -> None:
     column = detect_drift(pd.DataFrame({"x": reference}), pd.DataFrame({"x": current})).columns[0]
     expected = stats.wasserstein_distance(reference, current) / np.std(reference)
     assert column.statistic == pytest.approx(expected, rel=1e-12)
+
+
+# ------------------------------------------------------------------ one sort per side, against scipy
+
+
+def awkward_samples(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Pairs with NaN/inf, heavy ties, constants, equal and coprime sizes, and samples of one or two values."""
+    def dirty(values: np.ndarray) -> np.ndarray:
+        values = values.astype(np.float64)
+        holes = rng.choice(values.size, values.size // 10, replace=False)
+        values[holes] = rng.choice([np.nan, np.inf, -np.inf], holes.size)
+        return values
+
+    pairs = [(rng.normal(size=n), rng.normal(0.3, 1.5, size=m)) for n, m in [(1, 1), (1, 7), (2, 3), (50, 50)]]
+    pairs += [(dirty(rng.gamma(2.0, size=997)), dirty(rng.gamma(2.5, size=1009))),  # coprime sizes
+              (rng.integers(0, 4, 600).astype(float), rng.integers(1, 6, 450).astype(float)),  # ties only
+              (np.full(40, 3.0), rng.normal(3.0, 0.1, 64)), (np.full(30, 1.0), np.full(45, 2.0)),
+              (dirty(rng.integers(0, 30, 5000)), dirty(rng.normal(15, 8, 3333).round()))]
+    return pairs
+
+
+def test_one_sort_statistics_equal_scipy_on_awkward_samples() -> None:
+    for ref_raw, cur_raw in awkward_samples(np.random.default_rng(20)):
+        ref_clean, cur_clean = ref_raw[np.isfinite(ref_raw)], cur_raw[np.isfinite(cur_raw)]
+        ref, cur = sorted_finite(ref_raw), sorted_finite(cur_raw)
+        assert np.array_equal(ref, np.sort(ref_clean)) and np.array_equal(cur, np.sort(cur_clean))
+        expected = stats.wasserstein_distance(ref_clean, cur_clean)
+        assert wasserstein_sorted(ref, cur) == pytest.approx(expected, rel=1e-12, abs=1e-15), (ref.size, cur.size)
+        assert wasserstein_sorted(cur, ref) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+        assert population_std(ref) == pytest.approx(np.std(ref_clean), rel=1e-12, abs=1e-15)
+
+
+def test_psi_bins_are_the_reference_quantiles() -> None:
+    """The searchsorted counts on the sorted copies equal binning by numpy's quantiles ([low, high) bins)."""
+    for ref_raw, cur_raw in awkward_samples(np.random.default_rng(21)):
+        ref, cur = sorted_finite(ref_raw), sorted_finite(cur_raw)
+        edges = np.unique(np.quantile(ref, np.arange(1, 10) / 10))
+        shares = [np.bincount(np.digitize(side, edges), minlength=edges.size + 1) / side.size for side in (ref, cur)]
+        shares = [np.where(share > 0, share, 1e-4) for share in shares]
+        expected = float(np.sum((shares[1] - shares[0]) * np.log(shares[1] / shares[0])))
+        assert psi_sorted(ref, cur, 10) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("rows", [40, 900])
+def test_small_sample_ks_equals_scipy_with_nans_and_ties(rows: int) -> None:
+    rng = np.random.default_rng(22)
+    ref, cur = rng.normal(size=rows).round(1), rng.normal(0.2, 1.0, size=rows + 17).round(1)
+    ref[::9], cur[::13] = np.nan, -np.inf
+    column = detect_drift(pd.DataFrame({"x": ref}), pd.DataFrame({"x": cur})).columns[0]
+    expected = stats.ks_2samp(ref[np.isfinite(ref)], cur[np.isfinite(cur)])
+    assert column.test == "ks"
+    assert column.statistic == pytest.approx(expected.statistic, rel=1e-12)
+    assert column.p_value == pytest.approx(expected.pvalue, rel=1e-12)
 
 
 # --------------------------------------------------------------------------------------- edge cases
@@ -417,3 +475,72 @@ def test_parquet_files_are_tested_column_by_column_with_the_same_verdicts(tmp_pa
     eager = detect_drift(reference, current.reset_index(drop=True))
     assert lazy.to_dict() == eager.to_dict()
     assert lazy.drifted_columns == ["b"]
+
+
+def test_parquet_number_columns_read_from_arrow_equal_pandas_values(tmp_path) -> None:
+    """Integer (with and without nulls), unsigned, float32/16 columns over several row groups: the numbers
+    ``ParquetColumns.floats`` hands over without pandas are pandas' own, and so are the verdicts."""
+    rng = np.random.default_rng(23)
+    n = 2500
+    ints = rng.integers(-50, 50, n)
+    table = pa.table({
+        "i64_nulls": pa.array(ints, mask=rng.random(n) < 0.05),
+        "u8": pa.array(rng.integers(0, 200, n).astype(np.uint8)),
+        "small_ints": pa.array(rng.integers(0, 4, n).astype(np.int16)),
+        "f32": pa.array(rng.normal(size=n).astype(np.float32), mask=rng.random(n) < 0.01),
+        "f16": pa.array(rng.normal(size=n).astype(np.float16)),
+        "f64": pa.array(rng.normal(size=n)),
+        "text": pa.array(rng.choice(["a", "b"], n)),
+    })
+    path = tmp_path / "numbers.parquet"
+    pq.write_table(table, path, row_group_size=700)  # several chunks per column
+    columns, frame = ParquetColumns(str(path)), pd.read_parquet(path)
+    for name in columns.columns:
+        floats = columns.floats(name)
+        if name == "text":
+            assert floats is None and not columns.stores_floats(name)
+            continue
+        expected = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        assert np.array_equal(floats, expected, equal_nan=True), name
+        assert columns.stores_floats(name) == name.startswith("f")
+    assert infer_kinds(columns) == infer_kinds(frame)
+    shifted = frame.assign(f64=frame["f64"] + 1.0)
+    shifted.to_parquet(tmp_path / "shifted.parquet")
+    lazy = detect_drift(columns, ParquetColumns(str(tmp_path / "shifted.parquet")))
+    assert lazy.to_dict() == detect_drift(frame, shifted).to_dict()
+    assert "f64" in lazy.drifted_columns
+
+
+def test_frame_columns_named_like_parquet_reader_methods_are_plain_data() -> None:
+    rng = np.random.default_rng(25)
+    reference = pd.DataFrame({"floats": rng.normal(size=300), "stores_floats": rng.normal(size=300)})
+    report = detect_drift(reference, reference.assign(floats=reference["floats"] + 1.0))
+    assert report.drifted_columns == ["floats"] and infer_kinds(reference) == dict.fromkeys(reference, "numeric")
+
+
+def test_cli_json_keeps_its_shape(files) -> None:
+    out = io.StringIO()
+    drift_command(files["same"], files["shifted"], as_json=True, out=out)
+    payload = json.loads(out.getvalue())
+    assert list(payload) == ["share_drifted", "dataset_drift", "status", "drift_share_threshold", "reference_size",
+                             "current_size", "drifted_columns", "columns"]
+    assert all(list(column) == list(ColumnDrift.__dataclass_fields__) for column in payload["columns"])
+    assert [c["column"] for c in payload["columns"]] == ["a", "b", "c", "colour"]
+
+
+def test_drift_command_on_numeric_parquet_imports_no_heavy_stack(tmp_path) -> None:
+    """A fresh ``mlops drift`` process on float Parquet files: no Dagster, MLflow or scikit-learn, and not
+    even pandas or scipy (each costs start-up time the command does not need)."""
+    rng = np.random.default_rng(24)
+    for name, shift in (("reference", 0.0), ("current", 0.5)):
+        values = {f"x{i}": rng.normal(shift, 1.0, 2000) for i in range(3)}
+        values["x0"][::50] = np.nan
+        pq.write_table(pa.table(values), tmp_path / f"{name}.parquet")
+    script = ("import json, sys; from mlops_assets.cli import main; code = main(sys.argv[1:]); "
+              "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script, "drift", str(tmp_path / "reference.parquet"),
+                           str(tmp_path / "current.parquet"), "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["drifted_columns"] == ["x0", "x1", "x2"]
+    imported = set(json.loads(done.stderr.strip().splitlines()[-1]))
+    assert imported & {"dagster", "mlflow", "sklearn", "pandas", "scipy"} == set()
