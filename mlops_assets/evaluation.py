@@ -24,6 +24,7 @@ from mlops_assets.core.metrics import compute_metrics, metric_notes, per_class_m
 from mlops_assets.core.plots import evaluation_plots
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.records import CandidateRecord, EvaluationRecord
+from mlops_assets.retries import retry_transient
 from resources import Alerter, DataStore, MlflowTracking
 
 SMOKE_ROWS = 50
@@ -44,6 +45,7 @@ class GateConfig(Config):
                 "with plots and the gate's verdict. The blocking `quality_gate` check stops registration of a "
                 "model that misses a threshold or regresses against the champion.",
 )
+@retry_transient
 def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: DataStore,
                      tracking: MlflowTracking, alerts: Alerter, candidate_model: CandidateRecord,
                      ) -> Output[EvaluationRecord]:

@@ -171,6 +171,12 @@ def mlflow_http_customised() -> bool:
     return any(os.environ.get(var) for var in _MLFLOW_HTTP_CUSTOM)
 
 
+def step_retries() -> tuple[int, float]:
+    """How often a step retries a transient fault (``MLOPS_STEP_RETRIES``, default 5) and the base delay of its
+    exponential backoff (``MLOPS_STEP_RETRY_DELAY_SECONDS``, default 2: about 2, 6, 14, 30, 62 s, with jitter)."""
+    return _number("MLOPS_STEP_RETRIES", 5, int), _number("MLOPS_STEP_RETRY_DELAY_SECONDS", 2.0)
+
+
 def admin_token() -> str | None:
     """The gateway's admin token (``MLOPS_ADMIN_TOKEN``); None disables the admin endpoints."""
     return os.environ.get("MLOPS_ADMIN_TOKEN") or None

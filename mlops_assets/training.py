@@ -22,6 +22,7 @@ from mlops_assets.core.features import xy
 from mlops_assets.core.registry import VersionInfo, lineage_tags
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.records import CandidateRecord, FeaturesRecord
+from mlops_assets.retries import retry_transient
 from resources import DataStore, MlflowTracking
 
 
@@ -75,6 +76,7 @@ def _record_of_version(tracking: MlflowTracking, version: VersionInfo, dataset_i
                 "halving search runs, each trial a nested MLflow run. Skipped when the champion was already "
                 "trained on the same data, config and code.",
 )
+@retry_transient
 def candidate_model(context: AssetExecutionContext, config: TrainingConfig, store: DataStore,
                     tracking: MlflowTracking, features: FeaturesRecord):
     spec = store.spec()
