@@ -53,7 +53,7 @@ def _venv_tool(name: str) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """`dg dev` (webserver + daemon) and the gateway, together, until Ctrl-C."""
+    """`dagster dev` (webserver + daemon) and the gateway, together, until Ctrl-C."""
     lay = settings.layout()
     env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home(lay)),
            "MLOPS_HOME": str(lay.home), "MLOPS_GATEWAY_URL": f"http://{args.host}:{args.gateway_port}"}
@@ -61,7 +61,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     procs = [
         subprocess.Popen([sys.executable, "-m", "mlops_assets.cli", "serve", "--host", args.host,
                           "--port", str(args.gateway_port)], env=env),
-        subprocess.Popen([_venv_tool("dg"), "dev", "-w", str(workspace), "-h", args.host,
+        subprocess.Popen([_venv_tool("dagster"), "dev", "-w", str(workspace), "-h", args.host,
                           "-p", str(args.port)], env=env, cwd=workspace.parent),
     ]
     print(f"Dagster UI on http://{args.host}:{args.port}, gateway on http://{args.host}:{args.gateway_port}")
