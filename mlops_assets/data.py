@@ -19,6 +19,7 @@ from mlops_assets.core import contracts, ingestion, validation, versions
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.partitions import batch_partitions
 from mlops_assets.records import DatasetRecord
+from mlops_assets.retries import retry_transient
 from resources import Alerter, DataStore, LandingFileError
 
 RAW_CHECK = "schema"
@@ -51,6 +52,7 @@ def _landing_file(context: AssetExecutionContext, store: DataStore, key: str):
     description="One landed file per partition, validated with pandera and stored immutably by content "
                 "hash. A failing file is moved to quarantine with a report; nothing downstream changes.",
 )
+@retry_transient
 def raw_batches(context: AssetExecutionContext, config: IngestConfig, store: DataStore, alerts: Alerter):
     key = context.partition_key
     spec = store.spec()
@@ -119,6 +121,7 @@ def raw_batches(context: AssetExecutionContext, config: IngestConfig, store: Dat
     description="The versioned data set: a manifest of every accepted batch's content hash. Its id is the "
                 "manifest's hash, so the same batches always give the same version.",
 )
+@retry_transient
 def dataset(context: AssetExecutionContext, store: DataStore) -> Output[DatasetRecord]:
     current = store.current_dataset()
     if current is None:

@@ -10,7 +10,7 @@ from mlops_assets import settings
 from mlops_assets.data import dataset, raw_batches
 from mlops_assets.deployment import canary_release, deployment
 from mlops_assets.estimation import estimated_performance
-from mlops_assets.evaluation import model_evaluation, quality_gate
+from mlops_assets.evaluation import model_evaluation
 from mlops_assets.features import features
 from mlops_assets.jobs import JOBS
 from mlops_assets.monitoring import drift_report, live_performance
@@ -72,7 +72,6 @@ def build_resources(lay: settings.Layout | None = None) -> dict[str, object]:
 def build_definitions(lay: settings.Layout | None = None) -> Definitions:
     return Definitions(
         assets=ASSETS,
-        asset_checks=[quality_gate],
         jobs=JOBS,
         sensors=SENSORS,
         schedules=SCHEDULES,

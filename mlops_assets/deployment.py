@@ -11,6 +11,7 @@ from mlops_assets.core.deployment import STRATEGIES, smoke_test
 from mlops_assets.core.features import xy
 from mlops_assets.evaluation import SMOKE_ROWS
 from mlops_assets.records import CanaryReleaseRecord, DeploymentRecord, EvaluationRecord, RegisteredModelRecord
+from mlops_assets.retries import retry_transient
 from resources import Alerter, DataStore, MlflowTracking, ServingGateway
 
 
@@ -31,6 +32,7 @@ class DeploymentConfig(Config):
                 "the `champion` alias moves atomically and the gateway hot-swaps to it without a restart. "
                 "The previous champion stays aliased `previous` for a one-step rollback.",
 )
+@retry_transient
 def deployment(context: AssetExecutionContext, config: DeploymentConfig, store: DataStore,
                tracking: MlflowTracking, gateway: ServingGateway, alerts: Alerter,
                registered_model: RegisteredModelRecord, model_evaluation: EvaluationRecord,
@@ -119,6 +121,7 @@ class CanaryReleaseConfig(Config):
                 "canary version is promoted to champion, or withdrawn. Each decision is one materialization "
                 "carrying its evidence.",
 )
+@retry_transient
 def canary_release(context: AssetExecutionContext, config: CanaryReleaseConfig, tracking: MlflowTracking,
                    gateway: ServingGateway, alerts: Alerter) -> Output[CanaryReleaseRecord]:
     if config.action not in ("promote", "rollback"):

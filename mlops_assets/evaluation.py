@@ -6,15 +6,14 @@ from pathlib import Path
 
 import mlflow
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     Config,
     MetadataValue,
     Output,
     asset,
-    asset_check,
 )
 
 from mlops_assets.core import evaluation as logic
@@ -24,6 +23,7 @@ from mlops_assets.core.metrics import compute_metrics, metric_notes, per_class_m
 from mlops_assets.core.plots import evaluation_plots
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.records import CandidateRecord, EvaluationRecord
+from mlops_assets.retries import retry_transient
 from resources import Alerter, DataStore, MlflowTracking
 
 SMOKE_ROWS = 50
@@ -37,16 +37,28 @@ class GateConfig(Config):
     slice_columns: list[str] = []
 
 
+GATE_CHECK = "quality_gate"
+
+
 @asset(
     group_name="evaluation",
     io_manager_key="records",
+    output_required=False,
+    check_specs=[AssetCheckSpec(GATE_CHECK, asset="model_evaluation", blocking=True,
+                                description="Blocks registration unless every threshold holds and the candidate "
+                                            "does not regress against the champion on the same holdout rows.")],
     description="The candidate and the current champion scored on the same holdout rows (overall and per slice), "
                 "with plots and the gate's verdict. The blocking `quality_gate` check stops registration of a "
-                "model that misses a threshold or regresses against the champion.",
+                "model that misses a threshold or regresses against the champion. When nothing was trained "
+                "(the champion already fits this data, config and code) nothing is evaluated and the gate says so.",
 )
+@retry_transient
 def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: DataStore,
                      tracking: MlflowTracking, alerts: Alerter, candidate_model: CandidateRecord,
-                     ) -> Output[EvaluationRecord]:
+                     ):
+    if candidate_model.get("skipped"):
+        yield _skipped_gate(candidate_model["skipped"])
+        return
     spec = store.spec()
     holdout = store.holdout(candidate_model["dataset_id"])
     tracking.activate()
@@ -94,7 +106,7 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: 
     images = "\n\n".join(f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
                          for name, png in plots.items() if name in ("confusion_matrix.png", "roc_curve.png",
                                                                     "residuals.png", "feature_importance.png"))
-    return Output(record, metadata={
+    yield Output(record, metadata={
         "gate": verdict_text,
         "champion_version": record["champion_version"] or "none (first model)",
         "comparison": MetadataValue.md(markdown_table(table)),
@@ -104,17 +116,23 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: 
         "plots": MetadataValue.md(images),
         "mlflow_run": MetadataValue.url(tracking.run_url(candidate_model["experiment_id"], candidate_model["run_id"])),
     })
+    yield _gate_result(record)
 
 
-@asset_check(asset=model_evaluation, blocking=True,
-             description="Blocks registration unless every threshold holds and the candidate does not regress "
-                         "against the champion on the same holdout rows.")
-def quality_gate(context: AssetCheckExecutionContext, model_evaluation: EvaluationRecord) -> AssetCheckResult:
-    gate = model_evaluation["gate"]
+def _gate_result(evaluation: EvaluationRecord) -> AssetCheckResult:
+    gate = evaluation["gate"]
     return AssetCheckResult(
+        check_name=GATE_CHECK,
         passed=gate["passed"],
         severity=AssetCheckSeverity.ERROR,
         description=None if gate["passed"] else "Not registered: " + "; ".join(gate["reasons"]),
         metadata={"rules": MetadataValue.md(markdown_table(gate["rules"])),
-                  "champion_version": model_evaluation["champion_version"] or "none"},
+                  "champion_version": evaluation["champion_version"] or "none"},
     )
+
+
+def _skipped_gate(reason: str) -> AssetCheckResult:
+    """Nothing new to judge: the gate passes nothing on (registration and deployment are skipped) and says why.
+    It refused nothing either, so the result is not a failure."""
+    return AssetCheckResult(check_name=GATE_CHECK, passed=True, description=f"Not evaluated: {reason}",
+                            metadata={"skipped": reason})

@@ -7,6 +7,7 @@ from mlops_assets.core import features as logic
 from mlops_assets.core import validation
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.records import DatasetRecord, FeaturesRecord
+from mlops_assets.retries import retry_transient
 from resources import DataStore
 
 
@@ -20,6 +21,7 @@ class FeaturesConfig(Config):
     description="Train and holdout tables of the current dataset version. Rows are split by a hash of their id, "
                 "so a row never moves between sides across versions and every model is judged on unseen rows.",
 )
+@retry_transient
 def features(context: AssetExecutionContext, config: FeaturesConfig, store: DataStore,
              dataset: DatasetRecord) -> Output[FeaturesRecord]:
     spec = store.spec()

@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, MetadataValue, Output, asset
 from mlops_assets.core.contracts import CHALLENGER, TRIGGER, Trigger
 from mlops_assets.core.registry import VersionInfo, lineage_tags, version_tags
 from mlops_assets.records import EvaluationRecord, RegisteredModelRecord
+from mlops_assets.retries import retry_transient
 from resources import MlflowTracking
 
 
@@ -23,6 +24,7 @@ def describe_version(evaluation: EvaluationRecord) -> str:
     description="The gated candidate as an MLflow Model Registry version, tagged with its dataset version, code "
                 "version, Dagster run, metrics and gate verdict, and aliased `challenger`.",
 )
+@retry_transient
 def registered_model(context: AssetExecutionContext, tracking: MlflowTracking,
                      model_evaluation: EvaluationRecord) -> Output[RegisteredModelRecord]:
     tracking.activate()

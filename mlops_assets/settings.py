@@ -159,6 +159,30 @@ def gateway_poll_seconds() -> float:
     return _number("MLOPS_GATEWAY_POLL_SECONDS", 2.0)
 
 
+# MLflow's own variables that change how its client talks HTTP (TLS, an auth plugin): the platform's plain REST
+# reader does not speak them, so with any of them set the listing commands use MLflow's client instead.
+_MLFLOW_HTTP_CUSTOM = ("MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
+                       "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_TRACKING_AUTH", "MLFLOW_WORKSPACE")
+
+
+def mlflow_http_auth() -> tuple[str | None, str | None, str | None]:
+    """MLflow's credentials as its client reads them: (``MLFLOW_TRACKING_USERNAME``, ``..._PASSWORD``,
+    ``MLFLOW_TRACKING_TOKEN``), for the listing commands' REST reader."""
+    return (os.environ.get("MLFLOW_TRACKING_USERNAME") or None, os.environ.get("MLFLOW_TRACKING_PASSWORD") or None,
+            os.environ.get("MLFLOW_TRACKING_TOKEN") or None)
+
+
+def mlflow_http_customised() -> bool:
+    """Whether MLflow's client is configured beyond URI and credentials (TLS, auth plugin, workspace)."""
+    return any(os.environ.get(var) for var in _MLFLOW_HTTP_CUSTOM)
+
+
+def step_retries() -> tuple[int, float]:
+    """How often a step retries a transient fault (``MLOPS_STEP_RETRIES``, default 5) and the base delay of its
+    exponential backoff (``MLOPS_STEP_RETRY_DELAY_SECONDS``, default 2: about 2, 6, 14, 30, 62 s, with jitter)."""
+    return _number("MLOPS_STEP_RETRIES", 5, int), _number("MLOPS_STEP_RETRY_DELAY_SECONDS", 2.0)
+
+
 def admin_token() -> str | None:
     """The gateway's admin token (``MLOPS_ADMIN_TOKEN``); None disables the admin endpoints."""
     return os.environ.get("MLOPS_ADMIN_TOKEN") or None

@@ -22,6 +22,7 @@ from mlops_assets.core.features import xy
 from mlops_assets.core.registry import VersionInfo, lineage_tags
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.records import CandidateRecord, FeaturesRecord
+from mlops_assets.retries import retry_transient
 from resources import DataStore, MlflowTracking
 
 
@@ -72,9 +73,10 @@ def _record_of_version(tracking: MlflowTracking, version: VersionInfo, dataset_i
     output_required=False,
     description="A scikit-learn pipeline trained on the current features and tracked in MLflow (params, metrics, "
                 "dataset input, code version, model with signature). Below its target, a budgeted successive-"
-                "halving search runs, each trial a nested MLflow run. Skipped when the champion was already "
-                "trained on the same data, config and code.",
+                "halving search runs, each trial a nested MLflow run. When the champion was already trained on the "
+                "same data, config and code, it is the record (marked `skipped`, with the reason) and nothing trains.",
 )
+@retry_transient
 def candidate_model(context: AssetExecutionContext, config: TrainingConfig, store: DataStore,
                     tracking: MlflowTracking, features: FeaturesRecord):
     spec = store.spec()
@@ -82,8 +84,13 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
     fp = fingerprint(dataset_id, config)
     champion = tracking.version_by_alias(CHAMPION)
     if champion is not None and champion.tags.get(contracts.LINEAGE_FINGERPRINT) == fp:
-        context.log.info(f"champion v{champion.version} was trained on dataset {dataset_id} with this config and "
-                         "code: nothing to retrain, downstream stages are skipped")
+        # Nothing to train; the champion stands in as the candidate, marked skipped, so that the evaluation step
+        # runs and the blocking gate reports why it judged nothing (registration and deployment then skip).
+        reason = (f"champion v{champion.version} was trained on dataset {dataset_id} with this config and code: "
+                  "nothing to retrain")
+        context.log.info(f"{reason}, downstream stages are skipped")
+        yield Output({**_record_of_version(tracking, champion, dataset_id, fp), "skipped": reason}, metadata={
+            "skipped": reason, "champion_version": int(champion.version), "dataset_version": dataset_id})
         return
 
     registered = [v for v in tracking.versions() if v.tags.get(contracts.LINEAGE_FINGERPRINT) == fp]

@@ -22,7 +22,7 @@ run_queue:
 
 
 def embedded_instance(lay: settings.Layout):
-    """The persistent Dagster instance under the home (the one `dagster dev` shows with the same DAGSTER_HOME)."""
+    """The persistent Dagster instance under the home (the one `dg dev` shows with the same DAGSTER_HOME)."""
     from dagster import DagsterInstance
 
     home = settings.dagster_home(lay)

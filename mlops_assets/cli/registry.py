@@ -10,28 +10,41 @@ from mlops_assets.cli._instance import model_registry, platform_resources
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    from mlflow.exceptions import MlflowException
-
     from mlops_assets.core import contracts
+    from mlops_assets.core.registry_view import NoSuchVersion, RegistryError
 
-    registry = model_registry(settings.layout())
-    client = registry.client()
-    if args.registry_cmd == "list":
-        for v in registry.versions():
-            aliases = ",".join(client.get_model_version(registry.model_name, v.version).aliases)
-            print(f"v{v.version:<4} {aliases:<22} dataset {v.tags.get(contracts.LINEAGE_DATASET, '?'):<18} "
-                  f"roc_auc {v.tags.get('metric.roc_auc', '?')}  run {v.run_id}")
-        return 0
+    lay = settings.layout()
+    reader = _registry_reader(lay, None if args.registry_cmd == "list" else args.version)
     try:
-        v = client.get_model_version(registry.model_name, args.version)
-    except MlflowException as exc:  # an unknown or malformed version: the user's to fix, not a crash
-        missing = exc.error_code == "RESOURCE_DOES_NOT_EXIST"
-        print(f"error: model {registry.model_name!r} has no version {args.version} (see `mlops registry list`)"
-              if missing else f"error: {exc.message}", file=sys.stderr)
+        if args.registry_cmd == "list":
+            for v in reader.versions():
+                print(f"v{v.version:<4} {','.join(v.aliases):<22} "
+                      f"dataset {v.tags.get(contracts.LINEAGE_DATASET, '?'):<18} "
+                      f"roc_auc {v.tags.get('metric.roc_auc', '?')}  run {v.run_id}")
+            return 0
+        v = reader.version(args.version)
+    except NoSuchVersion:  # an unknown version: the user's to fix, not a crash
+        print(f"error: model {settings.model_name()!r} has no version {args.version} (see `mlops registry list`)",
+              file=sys.stderr)
         return 2
-    print(json.dumps({"name": v.name, "version": v.version, "aliases": list(v.aliases), "run_id": v.run_id,
-                      "source": v.source, "description": v.description, "tags": dict(v.tags)}, indent=2))
+    except RegistryError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    print(json.dumps({"name": v.name, "version": v.version, "aliases": v.aliases, "run_id": v.run_id,
+                      "source": v.source, "description": v.description, "tags": v.tags}, indent=2))
     return 0
+
+
+def _registry_reader(lay: settings.Layout, version: str | None):
+    """The MLflow-free reader when it can answer exactly as MLflow would (it answers in a fraction of a second,
+    importing MLflow alone takes seconds), else MLflow's client."""
+    from mlops_assets.core import registry_view
+
+    fast = registry_view.fast_reader(settings.registry_uri(lay), settings.model_name(),
+                                     auth=settings.mlflow_http_auth(), customised=settings.mlflow_http_customised())
+    if fast is not None and (version is None or registry_view.is_version_number(version)):
+        return fast
+    return registry_view.ClientReader(model_registry(lay))
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:

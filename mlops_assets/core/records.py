@@ -42,7 +42,11 @@ class FeaturesRecord(TypedDict):
     holdout_rows: int
 
 
-class CandidateRecord(TypedDict):
+class _Skippable(TypedDict, total=False):
+    skipped: str  # nothing was trained: the record is the champion's, and this says why
+
+
+class CandidateRecord(_Skippable):
     """``candidate_model``: the trained (or reused) model and its MLflow run."""
 
     run_id: str

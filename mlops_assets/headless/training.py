@@ -24,7 +24,8 @@ class TrainingOutcome:
 
     @property
     def trained(self) -> bool:
-        return "candidate_model" in self.metadata
+        """False when the champion already fit this data, config and code (the candidate is marked skipped)."""
+        return "candidate_model" in self.metadata and "skipped" not in self.metadata["candidate_model"]
 
     @property
     def dataset_id(self) -> str | None:
@@ -41,7 +42,16 @@ def run_training(defs: Definitions, instance: DagsterInstance, *, log_level: str
                                                   event.materialization.metadata.items()}
                 for event in result.get_asset_materialization_events()}
     gate = next((e for e in result.get_asset_check_evaluations() if e.check_name == GATE_CHECK), None)
-    errors = [event.step_failure_data.error.message.strip().splitlines()[0]
+    errors = [_first_line(event.step_failure_data.error)
               for event in result.all_events if event.is_step_failure and event.step_failure_data.error]
-    return TrainingOutcome(result.run_id, result.success, metadata, gate.passed if gate else None,
-                           gate.description if gate else None, errors)
+    judged = gate is not None and "skipped" not in gate.metadata  # a skipped gate judged nothing
+    return TrainingOutcome(result.run_id, result.success, metadata, gate.passed if judged else None,
+                           gate.description if judged else None, errors)
+
+
+def _first_line(error: Any) -> str:
+    """A step error's first line; after exhausted retries ("Exceeded max_retries of N") also the fault's own."""
+    line = error.message.strip().splitlines()[0]
+    if error.cause is not None and line.startswith("Exceeded max_retries"):
+        return f"{line}: {_first_line(error.cause)}"
+    return line

@@ -279,14 +279,16 @@ def test_a_regression_data_set_runs_the_same_lifecycle(lay, monkeypatch, tmp_pat
 
 
 def test_cli_backfill_of_a_partition_range_runs_in_one_run(lay):
-    """The README's backfill: `dagster asset materialize --partition-range` over the daily monitoring assets."""
+    """The README's backfill: `dg launch --partition-range` over the daily monitoring assets, without the
+    deprecation notices of the commands Dagster 1.13 superseded."""
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "DAGSTER_HOME": str(lay.dagster_home)}
-    dagster = Path(sys.executable).parent / "dagster"
-    out = subprocess.run([str(dagster), "asset", "materialize", "-m", "mlops_assets.definitions", "--select",
+    dg = Path(sys.executable).parent / "dg"
+    out = subprocess.run([str(dg), "launch", "-m", "mlops_assets.definitions", "--assets",
                           "drift_report,live_performance", "--partition-range", "2026-11-01...2026-11-03"],
                          cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "superseded" not in out.stderr.lower() and "deprecat" not in out.stderr.lower(), out.stderr[-3000:]
     for asset in ("drift_report", "live_performance"):
         days = sorted(p.stem for p in (lay.io / asset).glob("*.json"))
         assert days == ["2026-11-01", "2026-11-02", "2026-11-03"]

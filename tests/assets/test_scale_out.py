@@ -160,9 +160,12 @@ def _store_state(store, lay: settings.Layout) -> tuple:
 
 def test_the_tracking_server_dying_mid_run_fails_it_clearly_and_loses_nothing(pg_instance, mlflow_server, lay,
                                                                              spawn_training, monkeypatch, tmp_path):
-    # MLflow retries a refused connection for minutes by default; here the run should fail within seconds.
+    # MLflow retries a refused connection for minutes by default, and each step once more for a couple of minutes
+    # (MLOPS_STEP_RETRIES); here the server stays down and the run should fail within seconds.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    monkeypatch.setenv("MLOPS_STEP_RETRIES", "1")
+    monkeypatch.setenv("MLOPS_STEP_RETRY_DELAY_SECONDS", "0")
     defs = build_definitions(lay)
     runner = Runner(defs, pg_instance, lay.io / "cursors.json")
     _train_on_new_batches(runner, batches=2, seed=84, lay=lay)
@@ -210,7 +213,7 @@ def test_the_tracking_server_dying_mid_run_fails_it_clearly_and_loses_nothing(pg
 def test_the_docker_instance_and_helm_values_match_the_tested_instance(postgres, tmp_path, monkeypatch):
     tested = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     docker = yaml.safe_load((DEPLOY / "dagster-docker.yaml").read_text())
-    shared = ("storage", "run_coordinator")
+    shared = ("storage", "run_coordinator", "run_retries")
     assert {k: docker[k] for k in shared} == {k: tested[k] for k in shared}
 
     launcher = docker["run_launcher"]
@@ -239,6 +242,9 @@ def test_the_docker_instance_and_helm_values_match_the_tested_instance(postgres,
     queue = helm["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
     assert queue["tagConcurrencyLimits"] == tested["run_coordinator"]["config"]["tag_concurrency_limits"]
     assert queue["maxConcurrentRuns"] == tested["run_coordinator"]["config"]["max_concurrent_runs"]
+    retries = helm["dagsterDaemon"]["runRetries"]
+    assert (retries["enabled"], retries["maxRetries"], retries["retryOnAssetOrOpFailure"]) == (
+        True, tested["run_retries"]["max_retries"], tested["run_retries"]["retry_on_asset_or_op_failure"])
     assert "postgresqlPassword" not in helm["postgresql"] and helm["generatePostgresqlPasswordSecret"] is False
 
 
