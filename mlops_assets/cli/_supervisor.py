@@ -1,6 +1,6 @@
 """The child processes of `mlops up` and how they stop: each in its own process group (session), so a terminal's
 Ctrl-C reaches only `mlops up`, which forwards the stop in order, waits, and kills a whole group that outlives
-its grace period, grandchildren included (`dagster dev`'s webserver, daemon and code server, `mlflow server`'s
+its grace period, grandchildren included (`dg dev`'s webserver, daemon and code server, `mlflow server`'s
 workers). Runs in progress are ended first, through the Dagster instance, so none stays STARTED forever.
 """
 
@@ -27,7 +27,7 @@ KILLED_RUN_MESSAGE = "`mlops up` stopped while this run was in progress: the run
 class Child:
     name: str
     proc: subprocess.Popen
-    # Signal for a graceful stop and whether it goes to the whole group: `dagster dev` (leader only) stops its
+    # Signal for a graceful stop and whether it goes to the whole group: `dg dev` (leader only) stops its
     # own children in order; `mlflow server` (whole group) does not forward a signal to its uvicorn workers.
     stop_signal: int = signal.SIGTERM
     whole_group: bool = True

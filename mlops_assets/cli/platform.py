@@ -52,12 +52,12 @@ def _venv_tool(name: str) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """`dagster dev` (webserver + daemon), the gateway and, on a local store, the MLflow UI, until SIGTERM or
+    """`dg dev` (Dagster's webserver + daemon), the gateway and, on a local store, the MLflow UI, until SIGTERM or
     Ctrl-C; then every child stops within STOP_SECONDS and no run stays STARTED."""
     supervisor = sv.Supervisor()
     supervisor.install_signal_handlers()  # first: a stop during the slow start-up below is not lost
     lay = settings.layout()
-    instance = embedded_instance(lay)  # writes the embedded dagster.yaml before `dagster dev` reads it
+    instance = embedded_instance(lay)  # writes the embedded dagster.yaml before `dg dev` reads it
     exited = None
     try:
         urls = _start_children(supervisor, lay, args)
@@ -89,8 +89,8 @@ def _start_children(supervisor: sv.Supervisor, lay: settings.Layout, args: argpa
     supervisor.start("gateway", [sys.executable, "-m", "mlops_assets.cli", "serve", "--host", args.host,
                                  "--port", str(args.gateway_port)], env=env)
     workspace = Path(args.workspace).resolve()
-    supervisor.start("dagster dev", [_venv_tool("dagster"), "dev", "-w", str(workspace), "-h", args.host,
-                                     "-p", str(args.port)], env=env, cwd=workspace.parent, whole_group=False)
+    supervisor.start("dg dev", [_venv_tool("dg"), "dev", "-w", str(workspace), "-h", args.host,
+                                "-p", str(args.port)], env=env, cwd=workspace.parent, whole_group=False)
     return urls
 
 

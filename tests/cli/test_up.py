@@ -1,5 +1,5 @@
 """`mlops up` as a service manager runs it: the MLflow UI answers from the platform's store, and SIGTERM stops
-the whole process tree (dagster dev's webserver, daemon and code server, the gateway, mlflow server) within 30 s,
+the whole process tree (dg dev's webserver, daemon and code server, the gateway, mlflow server) within 30 s,
 leaving no run recorded as in progress (issue 15, items 1 and 2)."""
 
 from __future__ import annotations
@@ -84,10 +84,10 @@ def test_sigterm_stops_every_process_of_the_tree_and_the_mlflow_ui_serves_the_pl
     with DagsterInstance.from_config(str(settings.Layout(home).dagster_home)) as instance:
         run_id = make_new_run_id()
         instance.add_run(DagsterRun(job_name="training_job", run_id=run_id, status=DagsterRunStatus.STARTED))
-        # dagster dev's code server comes up last: wait until the tree is complete before taking it
+        # dg dev's code server comes up last: wait until the tree is complete before taking it
         assert wait_until(lambda: any(b"code-server" in _cmdline(p) for p in _tree(proc.pid)), 60, 0.5)
         tree = _tree(proc.pid)
-        assert len(tree) >= 6, tree  # mlops up, mlflow server (+ uvicorn), gateway, dagster dev and its children
+        assert len(tree) >= 6, tree  # mlops up, mlflow server (+ uvicorn), gateway, dg dev and its children
 
         proc.send_signal(signal.SIGTERM)
         assert wait_until(lambda: not any(_alive(pid) for pid in tree), 30, 0.2), \
