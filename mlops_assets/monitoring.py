@@ -259,7 +259,7 @@ def _live_for_day(day: date, windows: Windows, config: LivePerformanceConfig,
     chunk_live, chunk_record = _judge_window("chunk", chunk, windows, config, baseline)
     decayed = own["window_decayed"] or chunk_record["window_decayed"]
     for w in (own, chunk_record):
-        if w["window_decayed"]:
+        if w["window_decayed"] and (w is own or not own["window_decayed"]):  # one alert per day
             alerts.alert("performance_decay", f"{day} ({w['window']}): live {w['metric']} {w['value']:.3f} "
                          f"[{w['ci_low']:.3f}, {w['ci_high']:.3f}] vs offline {baseline:.3f} for v{version}",
                          severity="error")

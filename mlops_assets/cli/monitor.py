@@ -76,12 +76,15 @@ def cmd_monitor_run(args: argparse.Namespace) -> int:
     if last < first:
         print(f"error: {last} is before {first}; give FROM_DAY then TO_DAY", file=sys.stderr)
         return 2
+    window = {k: v for k, v in (("chunk_rows", args.chunk_rows), ("chunk_days", args.chunk_days)) if v is not None}
+    live = window | ({"tolerance": args.tolerance} if args.tolerance is not None else {})
+    ops = {"drift_report": {"config": window}, "live_performance": {"config": live}}
     lay = settings.layout()
     defs = build_definitions(lay)
     days = (last - first).days + 1
     print(f"monitoring_job over {days} event day(s) {first} .. {last}, as one run ...", flush=True)
     with embedded_instance(lay) as instance:
-        outcome = run_monitoring(defs, instance, first, last,
+        outcome = run_monitoring(defs, instance, first, last, ops=ops,
                                  tags={TRIGGER: Trigger.MANUAL, RUN_KIND: RunKind.MONITORING})
     if outcome.error:
         print(f"error: {outcome.error}", file=sys.stderr)
@@ -107,4 +110,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                        "wait, and print a line per day")
     p.add_argument("from_day", metavar="FROM_DAY", help="YYYY-MM-DD (UTC event day), first day of the range")
     p.add_argument("to_day", metavar="TO_DAY", help="YYYY-MM-DD (UTC event day), last day of the range")
+    p.add_argument("--chunk-rows", type=int, help="each day's chunk: the last N rows by event time (default 5000)")
+    p.add_argument("--chunk-days", type=int, help="or: each day's chunk is this many event days ending with it")
+    p.add_argument("--tolerance", type=float,
+                   help="how far below the offline metric live performance may fall before it is decay (0.02)")
     p.set_defaults(func=cmd_monitor_run)

@@ -47,10 +47,11 @@ def _realized_lines(realized: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _window_lines(title: str, window: dict[str, Any], tolerance: float, min_rows: int) -> list[str]:
+def _window_lines(title: str, window: dict[str, Any], tolerance: float, min_rows: int, suffix: str = "",
+                  ) -> list[str]:
     decayed = window.get("window_decayed", window.get("decayed"))
     lines = [f"{title}: {window['metric']} {_num(window['value'])} [{_num(window['ci_low'])}, "
-             f"{_num(window['ci_high'])}] on {window['labeled_rows']} labelled rows"]
+             f"{_num(window['ci_high'])}] on {window['labeled_rows']} labelled rows{suffix}"]
     if window.get("label_coverage"):
         lines.append(f"  label coverage: {window['label_coverage']['text']}")
     lines += _realized_lines(window.get("realized") or {})
@@ -60,14 +61,14 @@ def _window_lines(title: str, window: dict[str, Any], tolerance: float, min_rows
 
 
 def live_lines(record: dict[str, Any]) -> list[str]:
+    """The day's live performance, then the chunk ending with it; each with its own verdict."""
     tolerance, min_rows = record.get("tolerance", 0.02), record.get("min_labeled_rows", 100)
-    lines = [f"live performance against offline {_num(record.get('baseline'))} "
-             f"(champion v{record.get('champion_version') or '-'}): decayed {'yes' if record['decayed'] else 'no'}"]
-    lines += _window_lines("  day", record, tolerance, min_rows)
+    offline = f"; offline {_num(record.get('baseline'))} (champion v{record.get('champion_version') or '-'})"
+    lines = _window_lines("live performance", record, tolerance, min_rows, offline)
     chunk = record.get("chunk")
     if chunk:
         span = f"{chunk.get('first_day') or '-'} .. {chunk.get('last_day')}"
-        lines += _window_lines(f"  chunk ({chunk.get('rule')}; {chunk.get('rows')} rows, {span})",
+        lines += _window_lines(f"chunk ({chunk.get('rule')}; {chunk.get('rows')} rows, {span})",
                                {**chunk, "baseline": record.get("baseline")}, tolerance, min_rows)
         if chunk.get("note"):
             lines.append(f"  chunk is short: {chunk['note']}")

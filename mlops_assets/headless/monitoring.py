@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from dagster import DagsterInstance, Definitions
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -34,8 +35,10 @@ def monitoring_days(first: date, last: date) -> list[str] | str:
 
 
 def run_monitoring(defs: Definitions, instance: DagsterInstance, first: date, last: date, *,
-                   tags: dict[str, str], log_level: str = "CRITICAL") -> MonitoringOutcome:
-    """Execute ``monitoring_job`` for every day of the range in one run and wait for it."""
+                   tags: dict[str, str], ops: dict[str, Any] | None = None,
+                   log_level: str = "CRITICAL") -> MonitoringOutcome:
+    """Execute ``monitoring_job`` for every day of the range in one run and wait for it; ``ops`` is the assets'
+    run config (their window and tolerance)."""
     days = monitoring_days(first, last)
     if isinstance(days, str):
         return MonitoringOutcome(None, False, [], error=days)
@@ -43,7 +46,7 @@ def run_monitoring(defs: Definitions, instance: DagsterInstance, first: date, la
     run_tags = {**tags, ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]}
     result = job.execute_in_process(
         instance=instance, tags=run_tags, raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+        run_config={"ops": ops or {}, "loggers": {"console": {"config": {"log_level": log_level}}}})
     errors = [event.step_failure_data.error.message.strip().splitlines()[0]
               for event in result.all_events if event.is_step_failure and event.step_failure_data.error]
     return MonitoringOutcome(result.run_id, result.success, days, errors)
