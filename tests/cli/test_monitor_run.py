@@ -13,7 +13,7 @@ from dagster import AssetCheckKey, AssetKey, RunsFilter
 
 from mlops_assets import settings
 from mlops_assets.cli import main
-from mlops_assets.core.contracts import CHAMPION
+from mlops_assets.core.contracts import CHAMPION, TRIGGER
 from mlops_assets.core.demo import make_batch
 from mlops_assets.core.predictions import FEEDBACK, PREDICTIONS, JsonlLog
 from mlops_assets.core.spec import demo_spec, dump_spec
@@ -31,6 +31,7 @@ def home(lay, monkeypatch, tmp_path):
     monkeypatch.setenv("MLOPS_DATASET", str(spec_path))
     monkeypatch.setenv("DAGSTER_HOME", str(lay.dagster_home))
     monkeypatch.setenv("MLOPS_RETRAIN_ON_NEW_DATA", "false")
+    monkeypatch.setenv("MLOPS_RETRAIN_COOLDOWN_SECONDS", "0")
     return lay
 
 
@@ -71,7 +72,7 @@ def test_a_replay_over_several_event_days_is_monitored_in_one_run_and_a_late_shi
         home, instance, capsys):
     today = datetime.now(UTC).date()
     d1, d2, d3, d4 = (today - timedelta(days=12 - i) for i in range(4))  # d3 is a quiet day: nothing happened
-    landed = stamped(make_batch(3000, seed=3), datetime(d1.year, d1.month, 1, tzinfo=UTC) - timedelta(days=60),
+    landed = stamped(make_batch(2000, seed=3), datetime(d1.year, d1.month, 1, tzinfo=UTC) - timedelta(days=60),
                      timedelta(minutes=20))
     home.landing.mkdir(parents=True, exist_ok=True)
     landed.to_csv(home.landing / "batch_history.csv", index=False)
@@ -85,13 +86,13 @@ def test_a_replay_over_several_event_days_is_monitored_in_one_run_and_a_late_shi
 
     quiet = [stamped(make_batch(150, seed=20 + i, start_id=100_000 * (i + 1)), at(day, 9), timedelta(minutes=1))
              for i, day in enumerate((d1, d2))]
-    morning = stamped(make_batch(6000, seed=30, start_id=500_000), at(d4, 0), timedelta(seconds=10))
-    evening = stamped(make_batch(300, seed=31, drift=0.8, start_id=900_000), at(d4, 20), timedelta(seconds=10))
+    morning = stamped(make_batch(4000, seed=30, start_id=500_000), at(d4, 0), timedelta(seconds=10))
+    evening = stamped(make_batch(200, seed=31, drift=0.8, start_id=900_000), at(d4, 20), timedelta(seconds=10))
     # Served in one call, the shifted evening first: windows follow event time, not the order of serving.
     replay(home, tracking, spec, [evening, *quiet, morning], labelled={1: 60})
 
     before = monitoring_runs(instance)
-    assert main(["monitor", "run", d1.isoformat(), d4.isoformat(), "--chunk-rows", "300", "--tolerance", "0.1"]) == 0
+    assert main(["monitor", "run", d1.isoformat(), d4.isoformat(), "--chunk-rows", "200", "--tolerance", "0.1"]) == 0
     out = capsys.readouterr().out
     assert monitoring_runs(instance) == before + 1  # four days, one run
     assert "4 event day(s)" in out and "succeeded" in out
@@ -100,19 +101,21 @@ def test_a_replay_over_several_event_days_is_monitored_in_one_run_and_a_late_shi
     def live(day):
         return json.loads((home.io / "live_performance" / f"{day}.json").read_text())
 
-    assert [live(day)["label_coverage"]["predictions"] for day in (d1, d2, d3, d4)] == [150, 150, 0, 6300]
+    assert [live(day)["label_coverage"]["predictions"] for day in (d1, d2, d3, d4)] == [150, 150, 0, 4200]
     assert live(d1)["label_coverage"]["text"].startswith("40% of the day's predictions have labels")
-    assert live(d2)["chunk"]["first_day"] == d1.isoformat() and live(d2)["chunk"]["rows"] == 300
-    assert live(d3)["chunk"]["rows"] == 300 and live(d3)["chunk"]["first_day"] == d1.isoformat()  # over the gap
+    assert live(d2)["chunk"]["first_day"] == d1.isoformat() and live(d2)["chunk"]["rows"] == 200
+    assert live(d3)["chunk"]["rows"] == 200 and live(d3)["chunk"]["first_day"] == d1.isoformat()  # over the gap
 
     busy = live(d4)
-    assert busy["window_decayed"] is False, busy["value"]  # 300 shifted of 6300: averaged away in the day
-    assert busy["chunk"]["window_decayed"] is True, busy["chunk"]["value"]  # the last 300 rows: the shift
+    assert busy["window_decayed"] is False, busy["value"]  # 200 shifted of 4200: averaged away in the day
+    assert busy["chunk"]["window_decayed"] is True, busy["chunk"]["value"]  # the last 200 rows: the shift
     assert busy["decayed"] is True and busy["chunk"]["first_event"].startswith(f"{d4}T20:")
     assert busy["realized"]["roc_auc"]["value"] > busy["chunk"]["realized"]["roc_auc"]["value"]
     key = AssetCheckKey(AssetKey("live_performance"), "no_performance_decay")
     check = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
     assert check.evaluation.passed is False and "chunk" in check.evaluation.description
+    requests, _, skip = Runner(defs, instance, home.io / "cursors.json").evaluate("performance_sensor")
+    assert [r.tags[TRIGGER] for r in requests] == ["decay"], skip  # the sensor acts on the chunk's verdict
 
     assert main(["monitor", "show", d4.isoformat(), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
@@ -124,11 +127,11 @@ def test_a_replay_over_several_event_days_is_monitored_in_one_run_and_a_late_shi
         assert all(w["realized"][m]["ci_low"] <= w["realized"][m]["value"] <= w["realized"][m]["ci_high"]
                    for m in ("accuracy", "roc_auc"))
         assert w["label_coverage"]["share"] == 1.0
-    assert shown["chunk"]["rows"] == 300 and shown["chunk"]["first_day"] == d4.isoformat()
+    assert shown["chunk"]["rows"] == 200 and shown["chunk"]["first_day"] == d4.isoformat()
 
     assert main(["monitor", "show", d4.isoformat()]) == 0
     text = capsys.readouterr().out
-    assert "chunk (the last 300 rows by event time" in text and "roc_auc: " in text
+    assert "chunk (the last 200 rows by event time" in text and "roc_auc: " in text
 
     # A run that fails says so and exits 1; a range outside the partitions is refused before any run.
     assert main(["monitor", "run", d1.isoformat(), d1.isoformat(), "--chunk-rows", "0"]) == 1
