@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import fsspec
 import pandas as pd
 
 from mlops_assets.core import predictions as logs
@@ -68,8 +69,13 @@ def _with_probabilities(root: str, day: date, frame: pd.DataFrame) -> pd.DataFra
     return frame.assign(probabilities=probabilities, classes=classes)
 
 
+def _filesystem(root: str) -> tuple[Any, str]:
+    fs, base = fsspec.core.url_to_fs(str(root))
+    return fs, base.rstrip("/")
+
+
 def serving_days(root: str) -> list[date]:
-    fs, base = logs._filesystem(root)
+    fs, base = _filesystem(root)
     folders = fs.glob(f"{base}/{logs.PREDICTIONS}/date=*")
     days = []
     for folder in folders:
@@ -93,7 +99,7 @@ class EventLog:
 
     def __init__(self, root: str, timestamp_column: str | None, cache_days: int = CACHED_SERVING_DAYS) -> None:
         self.root, self.timestamp_column, self.cache_days = root, timestamp_column, cache_days
-        self._fs, self._base = logs._filesystem(root)
+        self._fs, self._base = _filesystem(root)
         self._index: dict[date, IndexEntry] | None = None
         self._frames: OrderedDict[date, pd.DataFrame] = OrderedDict()
 

@@ -90,15 +90,15 @@ def _window_json(live: dict[str, Any] | None, drift: dict[str, Any] | None,
 def window_summary(drift: dict[str, Any] | None, live: dict[str, Any] | None,
                    estimated: dict[str, Any] | None) -> dict[str, Any]:
     """Per window (the day, and the chunk ending with it): realized metrics with intervals, label coverage, the
-    estimated metrics (None until the ``estimated_performance`` asset has run; it records ``daily`` and ``chunk``
-    each with ``estimated`` and ``estimated_decay``) and the verdicts. A verdict not computed yet is None."""
+    estimated metrics (None until the ``estimated_performance`` asset has run; it records ``day_estimate`` and
+    ``chunk``, each with ``estimated`` and ``estimated_decay``) and the verdicts. A verdict not computed yet is None."""
     chunk_live = (live or {}).get("chunk")
     chunk_drift = (drift or {}).get("chunk")
     chunk = _window_json(chunk_live, chunk_drift, (estimated or {}).get("chunk"))
     if chunk_live or chunk_drift:
         where = chunk_live or chunk_drift
         chunk.update({k: where.get(k) for k in ("rule", "first_day", "last_day", "short", "note") if k in where})
-    return {"daily": _window_json(live, drift, (estimated or {}).get("daily")), "chunk": chunk}
+    return {"daily": _window_json(live, drift, (estimated or {}).get("day_estimate")), "chunk": chunk}
 
 
 def day_lines(day: str, drift: dict[str, Any] | None, live: dict[str, Any] | None) -> list[str]:
