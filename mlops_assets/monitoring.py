@@ -1,5 +1,7 @@
 """Monitoring stage: daily drift reports of served traffic against the champion's training data, and live
-performance from delivered labels. Both are partitioned by day so history can be backfilled."""
+performance from delivered labels. Both are partitioned by event day (the data's own timestamp, so a replay of
+many days lands in the right days) and judge each day twice: on its own rows and on the rolling chunk ending
+with it (``core.windows``). A range of days runs as one run, for CLI backfills (``mlops monitor run``)."""
 
 import base64
 from collections.abc import Callable, Iterator
@@ -23,10 +25,13 @@ from dagster import (
 from mlops_assets.core import contracts
 from mlops_assets.core.contracts import CHAMPION
 from mlops_assets.core.drift import DriftConfig, detect_drift
-from mlops_assets.core.monitoring import decay_detected, join_feedback, live_metrics
+from mlops_assets.core.event_time import EventLog
+from mlops_assets.core.monitoring import LiveMetrics, decay_detected, join_feedback, live_metrics
 from mlops_assets.core.plots import drift_overlays
+from mlops_assets.core.realized import IntervalRule, label_coverage, realized_metrics
 from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.core.tables import markdown_table
+from mlops_assets.core.windows import ChunkRule, chunk_event_days, describe_chunk, join_by_serving_day, take_chunk
 from mlops_assets.partitions import daily_partitions
 from resources import Alerter, DataStore, MlflowTracking, PredictionLog
 
@@ -38,7 +43,41 @@ DAILY_MONITORING: dict[str, Any] = {"partitions_def": daily_partitions, "backfil
                                     "group_name": "monitoring", "io_manager_key": "records"}
 
 
-class DriftReportConfig(Config):
+class WindowConfig(Config):
+    chunk_rows: int = 5000  # each day's chunk: the last N rows by event time, reaching back over quiet days
+    chunk_days: int = 0  # or, when > 0: every row of this many event days ending with the day
+    max_lookback_days: int = 90  # a chunk never reaches back further (a short chunk says so)
+
+    def rule(self) -> ChunkRule:
+        return ChunkRule(self.chunk_rows, self.chunk_days, self.max_lookback_days)
+
+
+class Windows:
+    """One run's view of the prediction log by event day: the index is brought up to date once, parsed serving
+    days and their labels are kept for the run's other days (a 300-day backfill reads each serving day once)."""
+
+    def __init__(self, store: DataStore, prediction_log: PredictionLog) -> None:
+        self.spec = store.spec()
+        self.prediction_log = prediction_log
+        self.events = EventLog(prediction_log.root, self.spec.timestamp_column)
+        self._feedback: dict[date, pd.DataFrame] = {}
+
+    def of(self, day: date, rule: ChunkRule) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+        """The day's own rows, the chunk ending with it, and where the chunk starts and ends."""
+        rows = self.events.rows(chunk_event_days(day, self.events.rows_per_event_day(), rule))
+        chunk = take_chunk(rows, rule)
+        return rows[rows["event_day"] == day.isoformat()], chunk, describe_chunk(day, chunk, rule)
+
+    def labelled(self, rows: pd.DataFrame) -> pd.DataFrame:
+        return join_by_serving_day(rows, self._feedback_for, join_feedback)
+
+    def _feedback_for(self, served: date) -> pd.DataFrame:
+        if served not in self._feedback:
+            self._feedback[served] = self.prediction_log.feedback_for(served)
+        return self._feedback[served]
+
+
+class DriftReportConfig(WindowConfig):
     drift_share: float = 0.5  # share of drifted feature columns that makes the data set drifted
     min_samples: int = 100
     bh_correction: bool = False
@@ -47,10 +86,12 @@ class DriftReportConfig(Config):
     reference_rows: int = 1_000_000
 
 
-class LivePerformanceConfig(Config):
+class LivePerformanceConfig(WindowConfig):
     min_labeled_rows: int = 100
     tolerance: float = 0.02  # how far below the offline holdout metric live performance may fall
     confidence: float = 0.95
+    bootstrap_resamples: int = 200  # for the metrics without an exact interval (F1, ROC AUC, log loss, ECE, MAE)
+    bootstrap_seed: int = 0  # fixed: the same rows always give the same interval
 
 
 def _champion_context(tracking: MlflowTracking) -> tuple[str | None, str | None, dict[str, float]]:
@@ -60,35 +101,48 @@ def _champion_context(tracking: MlflowTracking) -> tuple[str | None, str | None,
     return champion.version, champion.tags.get(contracts.LINEAGE_DATASET), champion.offline_metrics()
 
 
-def _drift_for_day(day: date, config: DriftReportConfig, store: DataStore, tracking: MlflowTracking,
-                   prediction_log: PredictionLog, alerts: Alerter) -> tuple[dict[str, Any], dict[str, Any]]:
-    spec = store.spec()
+def _drift_of(reference: pd.DataFrame, rows: pd.DataFrame, spec: DatasetSpec, config: DriftConfig):
+    present = [c for c in spec.feature_names if c in rows.columns]
+    return detect_drift(reference[spec.feature_names], rows[present] if present else rows.iloc[:, 0:0],
+                        columns=spec.feature_kinds, config=config)
+
+
+def _drift_for_day(day: date, windows: Windows, config: DriftReportConfig, store: DataStore,
+                   tracking: MlflowTracking, alerts: Alerter) -> tuple[dict[str, Any], dict[str, Any]]:
+    spec = windows.spec
     version, dataset_id, _ = _champion_context(tracking)
-    current = prediction_log.predictions(day)
+    current, chunk, chunk_info = windows.of(day, config.rule())
     record: dict[str, Any] = {"day": day.isoformat(), "champion_version": version, "reference_dataset": dataset_id,
                               "current_rows": len(current)}
     if version is None or dataset_id is None:
         record.update(status="insufficient_data", detail="no champion serving yet", drifted_columns=[],
-                      share_drifted=0.0, dataset_drift=False)
+                      share_drifted=0.0, dataset_drift=False, drift=False)
         return record, {"status": "insufficient_data", "detail": record["detail"], "dataset_drift": False}
     reference, _ = store.sample_features(dataset_id, "train", config.reference_rows)
-    present = [c for c in spec.feature_names if c in current.columns]
     drift_config = DriftConfig(drift_share=config.drift_share, min_samples=config.min_samples,
                                bh_correction=config.bh_correction)
-    report = detect_drift(reference[spec.feature_names], current[present] if present else current.iloc[:, 0:0],
-                          columns=spec.feature_kinds, config=drift_config)
+    report = _drift_of(reference, current, spec, drift_config)
+    whole_day = len(chunk) == len(current) and chunk_info["first_day"] in (None, day.isoformat())
+    chunk_report = report if whole_day else _drift_of(reference, chunk, spec, drift_config)
+    verdict = report.dataset_drift or chunk_report.dataset_drift
     record.update(status=report.status, share_drifted=report.share_drifted, drifted_columns=report.drifted_columns,
-                  dataset_drift=report.dataset_drift, report=report.to_dict())
-    outputs = _output_drift(day, spec, reference, current, drift_config, tracking, version, prediction_log)
+                  dataset_drift=report.dataset_drift, drift=verdict, report=report.to_dict(),
+                  chunk={**chunk_info, "status": chunk_report.status, "dataset_drift": chunk_report.dataset_drift,
+                         "share_drifted": chunk_report.share_drifted, "drifted_columns": chunk_report.drifted_columns,
+                         "report": chunk_report.to_dict()})
+    outputs = _output_drift(spec, reference, current, drift_config, tracking, version, windows)
     record.update(outputs)
-    if report.dataset_drift:
-        alerts.alert("drift", f"{day}: {len(report.drifted_columns)} of {len(report.columns)} columns drifted "
-                              f"against champion v{version}'s training data", drifted=report.drifted_columns)
+    if verdict:
+        where = report if report.dataset_drift else chunk_report
+        alerts.alert("drift", f"{day}: {len(where.drifted_columns)} of {len(where.columns)} columns drifted in the "
+                              f"{'day' if report.dataset_drift else 'chunk ending with it'} against champion "
+                              f"v{version}'s training data", drifted=where.drifted_columns)
     worst = sorted((c for c in report.columns if c.statistic is not None and c.drifted),
                    key=lambda c: -(c.psi or 0.0))[:4]
     png = drift_overlays(reference, current, [c.column for c in worst], spec.feature_kinds) if worst else None
     metadata: dict[str, Any] = {
-        "status": report.status, "dataset_drift": report.dataset_drift,
+        "status": report.status, "dataset_drift": verdict, "day_drift": report.dataset_drift,
+        "chunk_drift": chunk_report.dataset_drift, "chunk_rows": len(chunk),
         "share_drifted": round(report.share_drifted, 4), "champion_version": version,
         "reference_dataset": dataset_id, "current_rows": len(current),
         "columns": MetadataValue.md(markdown_table(report.to_frame())),
@@ -101,9 +155,8 @@ def _drift_for_day(day: date, config: DriftReportConfig, store: DataStore, track
     return record, metadata
 
 
-def _output_drift(day: date, spec: DatasetSpec, reference: pd.DataFrame, current: pd.DataFrame,
-                  config: DriftConfig, tracking: MlflowTracking, version: str, prediction_log: PredictionLog,
-                  ) -> dict[str, Any]:
+def _output_drift(spec: DatasetSpec, reference: pd.DataFrame, current: pd.DataFrame, config: DriftConfig,
+                  tracking: MlflowTracking, version: str, windows: Windows) -> dict[str, Any]:
     """Prediction drift (served outputs vs the champion's outputs on its training rows) and target drift
     (labels delivered for the day vs the training labels), each as a one-column drift test."""
     kind = "categorical" if spec.task == "classification" else "numeric"
@@ -112,21 +165,23 @@ def _output_drift(day: date, spec: DatasetSpec, reference: pd.DataFrame, current
     served = current["prediction"] if "prediction" in current else pd.Series(dtype=object)
     pred = detect_drift(pd.DataFrame({"prediction": model.predict(sample[spec.feature_names])}),
                         pd.DataFrame({"prediction": served.to_numpy()}), columns={"prediction": kind}, config=config)
-    labels = join_feedback(current, prediction_log.feedback_for(day))["label"] if not current.empty \
-        else pd.Series(dtype=object)
+    labels = windows.labelled(current)["label"] if not current.empty else pd.Series(dtype=object)
     target = detect_drift(pd.DataFrame({"label": reference[spec.target].to_numpy()}),
                           pd.DataFrame({"label": labels.to_numpy()}), columns={"label": kind}, config=config)
     return {"prediction_drift": pred.to_dict()["columns"][0], "target_drift": target.to_dict()["columns"][0]}
 
 
-def _per_partition(context: AssetExecutionContext, compute: Callable[[date], tuple[dict[str, Any], dict[str, Any]]],
+def _per_partition(context: AssetExecutionContext, windows: Windows,
+                   compute: Callable[[date], tuple[dict[str, Any], dict[str, Any]]],
                    judge: Callable[[dict[str, Any]], AssetCheckResult]) -> Iterator[Output | AssetCheckResult]:
-    """One day per run from sensors and the UI; a whole range in one run for CLI backfills
-    (``--partition-range`` needs a single-run backfill policy): then the value maps day -> record.
-    The asset check judges the newest day's record."""
+    """One day per run from sensors and the UI; a whole range in one run for CLI backfills (single-run
+    backfill policy): then the value maps day -> record. The asset check judges the newest day's record."""
     keys = context.partition_keys
     results = {key: compute(date.fromisoformat(key)) for key in keys}
     record, metadata = results[keys[-1]]
+    index = windows.events.index()
+    metadata = {**metadata, "serving_days_indexed": len(index),
+                "rows_without_event_time": sum(e.fallback_rows for e in index.values())}
     if len(keys) == 1:
         yield Output(record, metadata=metadata)
     else:
@@ -135,57 +190,90 @@ def _per_partition(context: AssetExecutionContext, compute: Callable[[date], tup
 
 
 def _drift_check(record: dict[str, Any]) -> AssetCheckResult:
+    chunk = record.get("chunk") or {}
+    drifted = record.get("drift", record.get("dataset_drift", False))
+    where = "day" if record.get("dataset_drift") else "chunk ending with the day"
+    columns = record.get("drifted_columns") if record.get("dataset_drift") else chunk.get("drifted_columns")
     return AssetCheckResult(
-        check_name="no_dataset_drift", passed=not record.get("dataset_drift", False),
-        severity=AssetCheckSeverity.WARN,
-        description=f"drifted columns: {record.get('drifted_columns')}" if record.get("dataset_drift") else None,
+        check_name="no_dataset_drift", passed=not drifted, severity=AssetCheckSeverity.WARN,
+        description=f"drifted columns in the {where}: {columns}" if drifted else None,
         metadata={"day": record["day"], "share_drifted": record.get("share_drifted", 0.0),
+                  "chunk_share_drifted": chunk.get("share_drifted", 0.0),
                   "status": record.get("status", "insufficient_data")})
 
 
 def _decay_check(record: dict[str, Any]) -> AssetCheckResult:
+    decayed = [w for w in (record, record.get("chunk") or {}) if w.get("window_decayed")]
     return AssetCheckResult(
         check_name="no_performance_decay", passed=not record["decayed"], severity=AssetCheckSeverity.ERROR,
-        description=(f"live {record['metric']} {record['value']:.3f} (CI {record['ci_low']:.3f}-"
-                     f"{record['ci_high']:.3f}) is below the offline {record['baseline']:.3f}")
-        if record["decayed"] else None,
-        metadata={"day": record["day"], "labeled_rows": record["labeled_rows"]})
+        description="; ".join(f"{w['window']}: live {w['metric']} {w['value']:.3f} (CI {w['ci_low']:.3f}-"
+                              f"{w['ci_high']:.3f}) is below the offline {record['baseline']:.3f}" for w in decayed)
+        or None,
+        metadata={"day": record["day"], "labeled_rows": record["labeled_rows"],
+                  "chunk_labeled_rows": (record.get("chunk") or {}).get("labeled_rows", 0)})
 
 
 @asset(
     **DAILY_MONITORING,
     check_specs=[AssetCheckSpec("no_dataset_drift", asset="drift_report",
-                                description="Warns when the share of drifted feature columns reaches the threshold")],
-    description="That day's served inputs (the prediction log) against the serving champion's training "
-                "features: a per-column drift test (KS / Wasserstein / chi-square / Jensen-Shannon, "
-                "Evidently-compatible defaults) and a dataset verdict from the share of drifted columns.",
+                                description="Warns when the share of drifted feature columns reaches the threshold "
+                                            "in the day or in the chunk ending with it")],
+    description="The inputs logged for that event day (and for the rolling chunk ending with it) against the "
+                "serving champion's training features: a per-column drift test (KS / Wasserstein / chi-square / "
+                "Jensen-Shannon, Evidently-compatible defaults) and a dataset verdict from the share of drifted "
+                "columns.",
 )
 def drift_report(context: AssetExecutionContext, config: DriftReportConfig, store: DataStore,
                  tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter):
+    windows = Windows(store, prediction_log)
     yield from _per_partition(
-        context, lambda day: _drift_for_day(day, config, store, tracking, prediction_log, alerts), _drift_check)
+        context, windows, lambda day: _drift_for_day(day, windows, config, store, tracking, alerts), _drift_check)
 
 
-def _live_for_day(day: date, config: LivePerformanceConfig, store: DataStore, tracking: MlflowTracking,
-                  prediction_log: PredictionLog, alerts: Alerter) -> tuple[dict[str, Any], dict[str, Any]]:
-    spec = store.spec()
-    version, _, offline = _champion_context(tracking)
-    predictions = prediction_log.predictions(day)
-    if version is not None and not predictions.empty:
-        predictions = predictions[predictions["model_version"] == str(version)]
-    joined = join_feedback(predictions, prediction_log.feedback_for(day))
+def _judge_window(name: str, rows: pd.DataFrame, windows: Windows, config: LivePerformanceConfig,
+                  baseline: float) -> tuple[LiveMetrics, dict[str, Any]]:
+    """One window's realized metrics, label coverage and decay verdict (the primary metric's interval against
+    the offline baseline); ``estimated`` stays None until performance estimation fills it."""
+    spec = windows.spec
+    joined = windows.labelled(rows)
     live = live_metrics(joined, spec.task, config.confidence)
-    baseline = offline.get(live.metric, float("nan"))
     decayed = decay_detected(live, baseline, tolerance=config.tolerance, min_rows=config.min_labeled_rows)
-    if decayed:
-        alerts.alert("performance_decay", f"{day}: live {live.metric} {live.value:.3f} "
-                     f"[{live.ci_low:.3f}, {live.ci_high:.3f}] vs offline {baseline:.3f} for v{version}",
-                     severity="error")
-    record = {"day": day.isoformat(), "champion_version": version, "baseline": baseline, "decayed": decayed,
-              "tolerance": config.tolerance, "min_labeled_rows": config.min_labeled_rows, **live.to_dict()}
+    rule = IntervalRule(config.confidence, config.bootstrap_resamples, config.bootstrap_seed)
+    return live, {
+        **live.to_dict(), "window": name, "window_decayed": decayed, "baseline": baseline,
+        "realized": realized_metrics(joined, spec.task, spec.classes, rule),
+        "label_coverage": label_coverage(len(rows), len(joined), name),
+        "estimated": None, "estimated_decay": None,
+    }
+
+
+def _live_for_day(day: date, windows: Windows, config: LivePerformanceConfig,
+                  tracking: MlflowTracking, alerts: Alerter) -> tuple[dict[str, Any], dict[str, Any]]:
+    version, _, offline = _champion_context(tracking)
+    metric = "accuracy" if windows.spec.task == "classification" else "rmse"
+    baseline = offline.get(metric, float("nan"))
+    current, chunk, chunk_info = windows.of(day, config.rule())
+    if version is not None:
+        current, chunk = (w[w["model_version"] == str(version)] for w in (current, chunk))
+    live, own = _judge_window("day", current, windows, config, baseline)
+    chunk_live, chunk_record = _judge_window("chunk", chunk, windows, config, baseline)
+    decayed = own["window_decayed"] or chunk_record["window_decayed"]
+    for w in (own, chunk_record):
+        if w["window_decayed"] and (w is own or not own["window_decayed"]):  # one alert per day
+            alerts.alert("performance_decay", f"{day} ({w['window']}): live {w['metric']} {w['value']:.3f} "
+                         f"[{w['ci_low']:.3f}, {w['ci_high']:.3f}] vs offline {baseline:.3f} for v{version}",
+                         severity="error")
+    fallback = int(current["event_time_fallback"].sum()) if len(current) else 0
+    record = {"day": day.isoformat(), "champion_version": version, "decayed": decayed,
+              "tolerance": config.tolerance, "min_labeled_rows": config.min_labeled_rows, **own,
+              "event_time": {"timestamp_column": windows.spec.timestamp_column, "rows_at_serving_time": fallback},
+              "chunk": {**chunk_info, **chunk_record}}
     return record, {
         "metric": live.metric, "value": live.value, "ci_low": live.ci_low, "ci_high": live.ci_high,
         "labeled_rows": live.labeled_rows, "offline_baseline": baseline, "decayed": decayed,
+        "day_decayed": own["window_decayed"], "chunk_decayed": chunk_record["window_decayed"],
+        "chunk_value": chunk_live.value, "chunk_ci_low": chunk_live.ci_low, "chunk_ci_high": chunk_live.ci_high,
+        "chunk_rows": len(chunk), "label_coverage": own["label_coverage"]["text"],
         "champion_version": version or "none",
     }
 
@@ -193,12 +281,15 @@ def _live_for_day(day: date, config: LivePerformanceConfig, store: DataStore, tr
 @asset(
     **DAILY_MONITORING,
     check_specs=[AssetCheckSpec("no_performance_decay", asset="live_performance",
-                                description="Fails when the whole confidence interval of live performance is "
-                                            "worse than the offline holdout metric by more than the tolerance")],
-    description="That day's predictions joined with the labels delivered for them (POST /feedback): accuracy "
-                "or RMSE with a confidence interval, compared with the champion's offline holdout metric.",
+                                description="Fails when the whole confidence interval of live performance, in the "
+                                            "day or in the chunk ending with it, is worse than the offline holdout "
+                                            "metric by more than the tolerance")],
+    description="The predictions of that event day (and of the rolling chunk ending with it) joined with the "
+                "labels delivered for them: accuracy, macro F1, ROC AUC, log loss and calibration (or RMSE and "
+                "MAE) with intervals and label coverage, judged against the champion's offline holdout metric.",
 )
 def live_performance(context: AssetExecutionContext, config: LivePerformanceConfig, store: DataStore,
                      tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter):
+    windows = Windows(store, prediction_log)
     yield from _per_partition(
-        context, lambda day: _live_for_day(day, config, store, tracking, prediction_log, alerts), _decay_check)
+        context, windows, lambda day: _live_for_day(day, windows, config, tracking, alerts), _decay_check)
