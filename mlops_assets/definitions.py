@@ -8,7 +8,7 @@ from dagster import Definitions, EnvVar
 
 from mlops_assets import settings
 from mlops_assets.data import dataset, raw_batches
-from mlops_assets.deployment import canary_release, deployment
+from mlops_assets.deployment import approved_release, canary_release, deployment
 from mlops_assets.evaluation import model_evaluation, quality_gate
 from mlops_assets.features import features
 from mlops_assets.jobs import JOBS
@@ -27,7 +27,7 @@ from resources import (
 from sensors import SCHEDULES, SENSORS
 
 ASSETS = [raw_batches, dataset, features, candidate_model, model_evaluation, registered_model, deployment,
-          canary_release, drift_report, live_performance]
+          canary_release, approved_release, drift_report, live_performance]
 
 
 def build_resources(lay: settings.Layout | None = None) -> dict[str, object]:
