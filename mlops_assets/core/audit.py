@@ -121,9 +121,12 @@ def describe_why(why: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in why.items()) or "-"
 
 
+HEADER = f"{'seq':>4}  {'when (UTC)':<25} {'who':<14} {'action':<18} {'move':<26} why"
+
+
 def format_line(entry: AuditEntry) -> str:
     """One line of ``mlops registry history``: seq, when, who, action, alias from -> to, why."""
     move = (f"{entry['alias']} v{entry['from_version'] or '-'} -> v{entry['to_version'] or '-'}"
             if entry["alias"] else f"v{entry['to_version'] or entry['from_version'] or '-'}")
-    return (f"{entry['seq']:>4}  {entry['at']}  {entry['who']:<14} {entry['action']:<18} {move:<26} "
+    return (f"{entry['seq']:>4}  {entry['at']:<25} {entry['who']:<14} {entry['action']:<18} {move:<26} "
             f"{describe_why(entry['why'])}")
