@@ -68,7 +68,8 @@ def deployment(context: AssetExecutionContext, config: DeploymentConfig, store: 
         raise Failure(description=f"smoke test of v{version} failed: {smoke.detail}; the champion is unchanged")
 
     why = {**_run_why(context), "gate": gate_evidence(model_evaluation), "smoke_test": smoke.detail}
-    if continuous_training.require_approval:
+    serving = {v.version for v in (tracking.version_by_alias(CHAMPION), tracking.version_by_alias(CANARY)) if v}
+    if continuous_training.require_approval and version not in serving:
         return _hold_for_approval(context, config, tracking, alerts, version, why, registered_model["dataset_id"])
     return _release(context, config, tracking, gateway, alerts, version, why, registered_model["dataset_id"])
 
@@ -100,11 +101,14 @@ def _audit_metadata(context: AssetExecutionContext, tracking: MlflowTracking) ->
 
 def _hold_for_approval(context: AssetExecutionContext, config: DeploymentConfig, tracking: MlflowTracking,
                        alerts: Alerter, version: str, why: dict[str, Any], dataset_id: str) -> Output[DeploymentRecord]:
-    tracking.request_approval(version, {"strategy": config.strategy, "canary_percent": config.canary_percent},
-                              why)
-    alerts.alert("approval_required", f"v{version} passed the gate and waits for `mlops registry approve "
-                 f"{version} --reason ...`", severity="info", version=version)
-    context.log.info(f"v{version} held for approval ({config.strategy}); nothing moved")
+    already = tracking.request_approval(version, {"strategy": config.strategy,
+                                                  "canary_percent": config.canary_percent}, why)
+    if already is None:
+        alerts.alert("approval_required", f"v{version} passed the gate and waits for `mlops registry approve "
+                     f"{version} --reason ...`", severity="info", version=version)
+        context.log.info(f"v{version} held for approval ({config.strategy}); nothing moved")
+    else:  # a rerun: the decision (or the wait) stands; the approval sensor releases an approved version
+        context.log.info(f"v{version} was already held for approval (status {already}); nothing moved")
     champion = tracking.version_by_alias(CHAMPION)
     record: DeploymentRecord = {"pending_approval": version, "strategy": config.strategy,
                                 "gateway_confirmed": False, "dataset_id": dataset_id,

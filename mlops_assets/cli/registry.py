@@ -41,10 +41,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     entries = model_registry(settings.layout()).audit_trail()
     if args.json:
         print(json.dumps(entries, indent=2))
-    elif not entries:
-        print("no release recorded yet")
-    for entry in [] if args.json else entries:
-        print(format_line(entry))
+        return 0
+    print("\n".join(format_line(e) for e in entries) or "no release recorded yet")
     return 0
 
 

@@ -245,15 +245,20 @@ class RegistryOperations:
             self._record(AuditAction.ROLLBACK, c.PREVIOUS, previous.version, current.version, why)
             return current.version, previous.version
 
-    def request_approval(self, version: str, release: Mapping[str, Any], why: Why = None) -> None:
+    def request_approval(self, version: str, release: Mapping[str, Any], why: Why = None) -> str | None:
         """Hold ``version`` for a person's approval (it does not serve until then); ``release`` (strategy,
-        canary share) is how it goes out once approved."""
+        canary share) is how it goes out once approved. Returns the status it already had (a rerun never undoes
+        a decision, nor asks twice), None when it is newly held."""
         client = self.client()
         with self.registry_lock():
+            status = client.get_model_version(self.model_name, version).tags.get(c.APPROVAL_TAG)
+            if status is not None:
+                return status
             client.set_model_version_tag(self.model_name, version, c.APPROVAL_RELEASE_TAG,
                                          json.dumps(dict(release), sort_keys=True))
             client.set_model_version_tag(self.model_name, version, c.APPROVAL_TAG, c.ApprovalStatus.PENDING)
             self._record(AuditAction.APPROVAL_REQUESTED, None, None, version, {**(why or {}), **release})
+            return None
 
     def decide_approval(self, version: str, *, approve: bool, reason: str) -> AuditEntry:
         """Approve or reject a version held for approval; the decision, the approver and the reason go into the

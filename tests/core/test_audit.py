@@ -103,7 +103,8 @@ def test_every_release_move_is_recorded_with_who_and_why(registry, store, monkey
 
 def test_approval_decisions_are_recorded_and_need_a_pending_version(registry, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
-    registry.request_approval("2", {"strategy": "blue_green", "canary_percent": 10.0}, why={"trigger": "manual"})
+    release = {"strategy": "blue_green", "canary_percent": 10.0}
+    assert registry.request_approval("2", release, why={"trigger": "manual"}) is None
     with pytest.raises(ApprovalError, match="needs a reason"):
         registry.decide_approval("2", approve=True, reason="  ")
     with pytest.raises(ApprovalError, match="v3 .* is not waiting for approval"):
@@ -112,6 +113,7 @@ def test_approval_decisions_are_recorded_and_need_a_pending_version(registry, mo
     assert decision["action"] == AuditAction.REJECT and decision["who"]  # the OS user, without access control
     with pytest.raises(ApprovalError, match="status: rejected"):
         registry.decide_approval("2", approve=True, reason="changed my mind")
+    assert registry.request_approval("2", release) == "rejected"  # a rerun never undoes the decision
     assert [e["action"] for e in registry.audit_trail()] == [AuditAction.APPROVAL_REQUESTED, AuditAction.REJECT]
 
 
