@@ -19,9 +19,13 @@ from mlops_assets.jobs import approved_release_job
 from resources import MlflowTracking
 
 
-@sensor(job=approved_release_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
-        description="Launches the release of the newest approved version that is newer than the champion and "
-                    "not serving yet (once per version: the run key is the version).")
+@sensor(
+    job=approved_release_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Launches the release of the newest approved version that is newer than the champion and "
+    "not serving yet (once per version: the run key is the version).",
+)
 def approval_sensor(context: SensorEvaluationContext, tracking: MlflowTracking):
     approved = [v for v in tracking.versions() if v.tags.get(APPROVAL_TAG) == ApprovalStatus.APPROVED]
     if not approved:
@@ -32,8 +36,10 @@ def approval_sensor(context: SensorEvaluationContext, tracking: MlflowTracking):
     if newest.version in serving:
         return SkipReason(f"approved v{newest.version} is already serving")
     if champion is not None and int(newest.version) < int(champion.version):
-        return SkipReason(f"approved v{newest.version} is older than champion v{champion.version}: not released "
-                          "(roll back or redeploy it explicitly)")
+        return SkipReason(
+            f"approved v{newest.version} is older than champion v{champion.version}: not released "
+            "(roll back or redeploy it explicitly)"
+        )
     release = json.loads(newest.tags.get(APPROVAL_RELEASE_TAG) or "{}")
     context.log.info(f"releasing approved v{newest.version} ({release.get('strategy', 'blue_green')})")
     return RunRequest(

@@ -37,13 +37,27 @@ _KEY = re.compile(rf"^{re.escape(AUDIT_TAG_PREFIX)}(\d{{8}})\.([0-9a-f]{{12}})$"
 _ATTEMPTS = 40
 
 
-def new_entry(*, action: str, alias: str | None, from_version: str | None, to_version: str | None, who: str,
-              why: Mapping[str, Any] | None = None) -> AuditEntry:
+def new_entry(
+    *,
+    action: str,
+    alias: str | None,
+    from_version: str | None,
+    to_version: str | None,
+    who: str,
+    why: Mapping[str, Any] | None = None,
+) -> AuditEntry:
     """An entry stamped now (UTC) with a fresh id; ``seq`` is assigned when it is appended."""
-    return {"seq": 0, "id": uuid.uuid4().hex[:12], "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "who": who, "action": action, "alias": alias,
-            "from_version": None if from_version is None else str(from_version),
-            "to_version": None if to_version is None else str(to_version), "why": dict(why or {})}
+    return {
+        "seq": 0,
+        "id": uuid.uuid4().hex[:12],
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "who": who,
+        "action": action,
+        "alias": alias,
+        "from_version": None if from_version is None else str(from_version),
+        "to_version": None if to_version is None else str(to_version),
+        "why": dict(why or {}),
+    }
 
 
 def tag_key(seq: int, entry_id: str) -> str:
@@ -64,8 +78,10 @@ def encode(entry: AuditEntry) -> str:
         body["why"] = {k: _clip(v) for k, v in entry["why"].items()}
         value = json.dumps(body, sort_keys=True, separators=(",", ":"))
     if len(value) > MAX_VALUE_CHARS:
-        raise ValueError(f"audit entry for {entry['action']} is {len(value)} characters even with its evidence "
-                         f"cut to {MAX_WHY_VALUE_CHARS} each; the limit is {MAX_VALUE_CHARS}: pass fewer 'why' items")
+        raise ValueError(
+            f"audit entry for {entry['action']} is {len(value)} characters even with its evidence "
+            f"cut to {MAX_WHY_VALUE_CHARS} each; the limit is {MAX_VALUE_CHARS}: pass fewer 'why' items"
+        )
     return value
 
 
@@ -79,9 +95,17 @@ def decode(key: str, value: str) -> AuditEntry:
     if parsed is None:
         raise ValueError(f"{key!r} is not an audit tag (expected {AUDIT_TAG_PREFIX}<8 digits>.<12 hex>)")
     body = json.loads(value)
-    return {"seq": parsed[0], "id": body["id"], "at": body["at"], "who": body["who"], "action": body["action"],
-            "alias": body.get("alias"), "from_version": body.get("from_version"),
-            "to_version": body.get("to_version"), "why": body.get("why") or {}}
+    return {
+        "seq": parsed[0],
+        "id": body["id"],
+        "at": body["at"],
+        "who": body["who"],
+        "action": body["action"],
+        "alias": body.get("alias"),
+        "from_version": body.get("from_version"),
+        "to_version": body.get("to_version"),
+        "why": body.get("why") or {},
+    }
 
 
 def history(tags: Mapping[str, str]) -> list[AuditEntry]:
@@ -113,8 +137,10 @@ def append(client: MlflowClient, model_name: str, entry: AuditEntry) -> AuditEnt
         if not any(p and p[0] == seq and p[1] != entry["id"] for p in map(parse_key, tags)):
             return {**entry, "seq": seq}
         time.sleep(random.uniform(0.005, 0.05))  # a rival claimed the same number: back off, take a fresh one
-    raise RuntimeError(f"could not claim a unique audit sequence number for model {model_name!r} in {_ATTEMPTS} "
-                       f"attempts; the entry is kept as {held}")
+    raise RuntimeError(
+        f"could not claim a unique audit sequence number for model {model_name!r} in {_ATTEMPTS} "
+        f"attempts; the entry is kept as {held}"
+    )
 
 
 def describe_why(why: Mapping[str, Any]) -> str:
@@ -126,7 +152,12 @@ HEADER = f"{'seq':>4}  {'when (UTC)':<25} {'who':<14} {'action':<18} {'move':<26
 
 def format_line(entry: AuditEntry) -> str:
     """One line of ``mlops registry history``: seq, when, who, action, alias from -> to, why."""
-    move = (f"{entry['alias']} v{entry['from_version'] or '-'} -> v{entry['to_version'] or '-'}"
-            if entry["alias"] else f"v{entry['to_version'] or entry['from_version'] or '-'}")
-    return (f"{entry['seq']:>4}  {entry['at']:<25} {entry['who']:<14} {entry['action']:<18} {move:<26} "
-            f"{describe_why(entry['why'])}")
+    move = (
+        f"{entry['alias']} v{entry['from_version'] or '-'} -> v{entry['to_version'] or '-'}"
+        if entry["alias"]
+        else f"v{entry['to_version'] or entry['from_version'] or '-'}"
+    )
+    return (
+        f"{entry['seq']:>4}  {entry['at']:<25} {entry['who']:<14} {entry['action']:<18} {move:<26} "
+        f"{describe_why(entry['why'])}"
+    )

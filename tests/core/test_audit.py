@@ -13,8 +13,9 @@ from mlops_assets.core.registry import ApprovalError, ModelRegistry
 
 
 def _entry(**why: object) -> dict:
-    return audit.new_entry(action=AuditAction.PROMOTE, alias=CHAMPION, from_version="1", to_version=2, who="ana",
-                           why=why)
+    return audit.new_entry(
+        action=AuditAction.PROMOTE, alias=CHAMPION, from_version="1", to_version=2, who="ana", why=why
+    )
 
 
 def test_an_entry_round_trips_through_its_tag():
@@ -38,8 +39,12 @@ def test_long_evidence_is_cut_to_fit_the_tag_limit_and_too_much_is_refused():
 
 def test_history_orders_by_sequence_and_lists_a_moving_entry_once():
     a, b = _entry(n=1), _entry(n=2)
-    tags = {audit.tag_key(2, b["id"]): audit.encode(b), audit.tag_key(1, a["id"]): audit.encode(a),
-            audit.tag_key(3, a["id"]): audit.encode(a), "mlops.release_mode": "canary"}
+    tags = {
+        audit.tag_key(2, b["id"]): audit.encode(b),
+        audit.tag_key(1, a["id"]): audit.encode(a),
+        audit.tag_key(3, a["id"]): audit.encode(a),
+        "mlops.release_mode": "canary",
+    }
     assert [(e["seq"], e["why"]["n"]) for e in audit.history(tags)] == [(1, 1), (2, 2)]
     assert audit.next_seq(tags) == 4 and audit.next_seq({}) == 1
     line = audit.format_line(audit.history(tags)[0])
@@ -84,12 +89,15 @@ def test_every_release_move_is_recorded_with_who_and_why(registry, store, monkey
     moves = [(e["action"], e["alias"], e["from_version"], e["to_version"]) for e in trail]
     assert moves == [
         (AuditAction.PROMOTE, CHAMPION, None, "1"),
-        (AuditAction.PROMOTE, PREVIOUS, None, "1"), (AuditAction.PROMOTE, CHAMPION, "1", "2"),
+        (AuditAction.PROMOTE, PREVIOUS, None, "1"),
+        (AuditAction.PROMOTE, CHAMPION, "1", "2"),
         (AuditAction.CANARY_START, CANARY, None, "3"),
         (AuditAction.CANARY_SHARE, CANARY, "3", "3"),
         (AuditAction.CANARY_ROLLBACK, CANARY, "3", None),
-        (AuditAction.ROLLBACK, CHAMPION, "2", "1"), (AuditAction.ROLLBACK, PREVIOUS, "1", "2"),
-        (AuditAction.RESTORE, PREVIOUS, "2", "1"), (AuditAction.RESTORE, CHAMPION, "1", "2"),
+        (AuditAction.ROLLBACK, CHAMPION, "2", "1"),
+        (AuditAction.ROLLBACK, PREVIOUS, "1", "2"),
+        (AuditAction.RESTORE, PREVIOUS, "2", "1"),
+        (AuditAction.RESTORE, CHAMPION, "1", "2"),
     ]
     assert [e["seq"] for e in trail] == list(range(1, len(trail) + 1))
     assert {e["who"] for e in trail} == {"release-bot"}
@@ -121,8 +129,14 @@ def _append_many(store: str, model: str, lock_dir: str, writer: int, count: int)
     reg = _registry(Path(store), model, lock_dir)
     client = reg.client()
     for i in range(count):
-        entry = audit.new_entry(action=AuditAction.CANARY_SHARE, alias=CANARY, from_version="1", to_version="1",
-                                who=f"writer-{writer}", why={"i": i})
+        entry = audit.new_entry(
+            action=AuditAction.CANARY_SHARE,
+            alias=CANARY,
+            from_version="1",
+            to_version="1",
+            who=f"writer-{writer}",
+            why={"i": i},
+        )
         with reg.registry_lock():
             audit.append(client, model, entry)
 
@@ -133,8 +147,10 @@ def test_concurrent_writers_in_separate_processes_never_lose_an_entry(registry, 
     # Writers 0 and 1 share a lock directory (one machine); writer 2 has its own, as on another machine whose
     # lock they never see: only the claim-and-check of the sequence number keeps it from colliding with them.
     lock_dirs = ["machine-a", "machine-a", "machine-b"]
-    writers = [ctx.Process(target=_append_many, args=(str(store), registry.model_name, lock_dirs[w], w, count))
-               for w in range(3)]
+    writers = [
+        ctx.Process(target=_append_many, args=(str(store), registry.model_name, lock_dirs[w], w, count))
+        for w in range(3)
+    ]
     for p in writers:
         p.start()
     for p in writers:
@@ -142,7 +158,8 @@ def test_concurrent_writers_in_separate_processes_never_lose_an_entry(registry, 
         assert p.exitcode == 0
     trail = registry.audit_trail()
     assert sorted((e["who"], e["why"]["i"]) for e in trail) == sorted(
-        (f"writer-{w}", i) for w in range(3) for i in range(count))
+        (f"writer-{w}", i) for w in range(3) for i in range(count)
+    )
     seqs = [e["seq"] for e in trail]
     assert len(set(seqs)) == len(seqs) == 3 * count  # unique numbers, every entry once
     raw = registry.client().get_registered_model(registry.model_name).tags

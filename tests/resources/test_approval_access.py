@@ -20,21 +20,26 @@ from tests.resources.test_tracking_access import (
 MODEL = "approval-access-model"
 
 
-def test_only_a_manager_may_approve_and_the_trail_names_them(auth_server, tmp_path: Path,  # noqa: F811
-                                                             monkeypatch: pytest.MonkeyPatch):
+def test_only_a_manager_may_approve_and_the_trail_names_them(
+    auth_server,  # noqa: F811 (the imported fixture)
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
     _as(monkeypatch, "admin", ADMIN_PASSWORD)
     admin = get_app_client("basic-auth", tracking_uri=auth_server)
     admin.create_user("platform", PLATFORM_PASSWORD)
     admin.create_user("editor", READER_PASSWORD)
 
     _as(monkeypatch, "platform", PLATFORM_PASSWORD)  # creates the model, so it holds MANAGE on it
-    registry = ModelRegistry(tracking_uri=auth_server, registry_uri=auth_server, model_name=MODEL,
-                             lock_dir=str(tmp_path / "locks"))
+    registry = ModelRegistry(
+        tracking_uri=auth_server, registry_uri=auth_server, model_name=MODEL, lock_dir=str(tmp_path / "locks")
+    )
     client = registry.client()
     client.create_registered_model(MODEL)
     run = client.create_run(client.create_experiment("approval-access"))
-    version = client.create_model_version(MODEL, source=f"runs:/{run.info.run_id}/model",
-                                          run_id=run.info.run_id).version
+    version = client.create_model_version(
+        MODEL, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+    ).version
     registry.request_approval(str(version), {"strategy": "blue_green"}, why={"trigger": "manual"})
 
     _as(monkeypatch, "admin", ADMIN_PASSWORD)
@@ -48,4 +53,6 @@ def test_only_a_manager_may_approve_and_the_trail_names_them(auth_server, tmp_pa
     entry = registry.decide_approval(str(version), approve=True, reason="four-eyes review done")
     assert (entry["action"], entry["who"]) == (AuditAction.APPROVE, "platform")
     assert [(e["action"], e["who"]) for e in registry.audit_trail()] == [
-        (AuditAction.APPROVAL_REQUESTED, "platform"), (AuditAction.APPROVE, "platform")]
+        (AuditAction.APPROVAL_REQUESTED, "platform"),
+        (AuditAction.APPROVE, "platform"),
+    ]

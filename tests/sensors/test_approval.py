@@ -34,7 +34,8 @@ def test_approve_releases_through_the_sensor_and_reject_never_does(lay, instance
     assert main(["registry", "approve", "1", "--reason", "reviewed the holdout report"]) == 0
     released = runner.tick("approval_sensor").runs
     assert [(r.job, r.success, r.tags.get("mlops/trigger")) for r in released] == [
-        ("approved_release_job", True, Trigger.APPROVAL)]
+        ("approved_release_job", True, Trigger.APPROVAL)
+    ]
     assert tracking.version_by_alias(CHAMPION).version == "1"
     assert runner.tick("approval_sensor").skip_message == "approved v1 is already serving"
 
@@ -51,9 +52,12 @@ def test_approve_releases_through_the_sensor_and_reject_never_does(lay, instance
     trail = json.loads(capsys.readouterr().out)
     moves = [(e["action"], e["alias"], e["to_version"], e["who"]) for e in trail]
     assert moves == [
-        (AuditAction.APPROVAL_REQUESTED, None, "1", "reviewer-ana"), (AuditAction.APPROVE, None, "1", "reviewer-ana"),
+        (AuditAction.APPROVAL_REQUESTED, None, "1", "reviewer-ana"),
+        (AuditAction.APPROVE, None, "1", "reviewer-ana"),
         (AuditAction.PROMOTE, CHAMPION, "1", "reviewer-ana"),
-        (AuditAction.APPROVAL_REQUESTED, None, "2", "reviewer-ana"), (AuditAction.REJECT, None, "2", "reviewer-ana")]
+        (AuditAction.APPROVAL_REQUESTED, None, "2", "reviewer-ana"),
+        (AuditAction.REJECT, None, "2", "reviewer-ana"),
+    ]
     assert trail[1]["why"] == {"reason": "reviewed the holdout report"}
     assert trail[2]["why"]["trigger"] == Trigger.APPROVAL and trail[2]["why"]["dagster_run_id"] == released[0].run_id
     assert "roc_auc" in trail[0]["why"]["gate"] and trail[0]["why"]["strategy"] == "blue_green"
