@@ -8,7 +8,7 @@ from dagster import Definitions, EnvVar
 
 from mlops_assets import settings
 from mlops_assets.data import dataset, raw_batches
-from mlops_assets.deployment import canary_release, deployment
+from mlops_assets.deployment import approved_release, canary_release, deployment
 from mlops_assets.estimation import estimated_performance
 from mlops_assets.evaluation import model_evaluation
 from mlops_assets.features import features
@@ -31,7 +31,7 @@ from resources import (
 from sensors import SCHEDULES, SENSORS
 
 ASSETS = [raw_batches, dataset, features, candidate_model, model_evaluation, registered_model, deployment,
-          canary_release, drift_report, live_performance, prediction_log_retention,
+          canary_release, approved_release, drift_report, live_performance, prediction_log_retention,
           estimated_performance, batch_predictions]
 
 

@@ -1,10 +1,10 @@
 """Jobs: what sensors, schedules and the CLI launch."""
 
-from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
+from dagster import AssetObservation, AssetSelection, MetadataValue, OpExecutionContext, define_asset_job, job, op
 
-from mlops_assets.core.contracts import RUN_KIND, RunKind
+from mlops_assets.core.contracts import RUN_KIND, TRIGGER, RunKind, Trigger
 from mlops_assets.data import dataset, raw_batches
-from mlops_assets.deployment import canary_release, deployment
+from mlops_assets.deployment import approved_release, canary_release, deployment
 from mlops_assets.estimation import estimated_performance
 from mlops_assets.evaluation import model_evaluation
 from mlops_assets.features import features
@@ -50,12 +50,22 @@ canary_job = define_asset_job(
     tags={RUN_KIND: RunKind.DEPLOYMENT},
 )
 
+approved_release_job = define_asset_job(
+    "approved_release_job", selection=AssetSelection.assets(approved_release),
+    description="Release a version a person approved (launched by the approval sensor when require_approval is on).",
+    tags={RUN_KIND: RunKind.DEPLOYMENT},
+)
+
 
 @op(description="Point `champion` back at `previous` in one step; the gateway follows within seconds.")
 def rollback_champion(context: OpExecutionContext, tracking: MlflowTracking, gateway: ServingGateway) -> None:
     tracking.activate()
-    from_version, to_version = tracking.rollback()
+    from_version, to_version = tracking.rollback(
+        why={"dagster_run_id": context.run_id, "trigger": context.run.tags.get(TRIGGER, Trigger.MANUAL)})
     context.log.info(f"champion rolled back: v{from_version} -> v{to_version}")
+    context.log_event(AssetObservation(asset_key=deployment.key, metadata={
+        "champion": int(to_version), "rolled_back_from": int(from_version),
+        "audit_entries": MetadataValue.json(tracking.audit_for_run(context.run_id))}))
     if gateway.is_up() and not gateway.wait_for_version(to_version):
         context.log.warning(f"the gateway at {gateway.url} has not switched to v{to_version} yet")
 
@@ -71,5 +81,6 @@ retention_job = define_asset_job(
     tags={RUN_KIND: RunKind.RETENTION},
 )
 
-JOBS = [ingest_job, training_job, monitoring_job, scoring_job, canary_job, rollback_job, retention_job]
+JOBS = [ingest_job, training_job, monitoring_job, scoring_job, canary_job, approved_release_job, rollback_job,
+        retention_job]
 

@@ -9,6 +9,7 @@ at once with the variable's name, never as a silent default.
 
 from __future__ import annotations
 
+import getpass
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,12 @@ def step_retries() -> tuple[int, float]:
     return _number("MLOPS_STEP_RETRIES", 5, int), _number("MLOPS_STEP_RETRY_DELAY_SECONDS", 2.0)
 
 
+def registry_user() -> str:
+    """Who moves a release, for the audit trail: the MLflow user the registry authenticates
+    (``MLFLOW_TRACKING_USERNAME``, when access control is on), else the operating-system user."""
+    return os.environ.get("MLFLOW_TRACKING_USERNAME") or getpass.getuser()
+
+
 def admin_token() -> str | None:
     """The gateway's admin token (``MLOPS_ADMIN_TOKEN``); None disables the admin endpoints."""
     return os.environ.get("MLOPS_ADMIN_TOKEN") or None
@@ -211,6 +218,7 @@ _POLICY_ENV: dict[str, tuple[str, type]] = {
     "retrain_cooldown_seconds": ("MLOPS_RETRAIN_COOLDOWN_SECONDS", float),
     "canary_min_requests": ("MLOPS_CANARY_MIN_REQUESTS", int),
     "canary_min_labeled": ("MLOPS_CANARY_MIN_LABELED", int),
+    "require_approval": ("MLOPS_REQUIRE_APPROVAL", bool),
 }
 
 

@@ -17,3 +17,6 @@ class ContinuousTraining(ConfigurableResource):
     canary_max_error_rate_increase: float = 0.01
     canary_max_latency_ratio: float = 3.0
     canary_max_accuracy_drop: float = 0.02
+    # Approval before production: a version that passed the gate waits (`pending_approval`, not serving) until
+    # `mlops registry approve N`; the approval sensor then releases it with the strategy its run was configured with.
+    require_approval: bool = False

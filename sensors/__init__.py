@@ -1,5 +1,6 @@
 """Sensors and schedules: the continuous-training loop."""
 
+from sensors.approval import approval_sensor
 from sensors.data import new_data_sensor, new_dataset_sensor
 from sensors.deployment import canary_sensor
 from sensors.labels import labels_sensor
@@ -8,8 +9,8 @@ from sensors.retention import prediction_retention_schedule
 from sensors.scoring import scoring_sensor
 
 SENSORS = [new_data_sensor, new_dataset_sensor, drift_sensor, performance_sensor, canary_sensor, labels_sensor,
-           scoring_sensor]
+           scoring_sensor, approval_sensor]
 SCHEDULES = [champion_reevaluation_schedule, prediction_retention_schedule]
 
-__all__ = ["SCHEDULES", "SENSORS", "canary_sensor", "drift_sensor", "labels_sensor", "new_data_sensor",
-           "new_dataset_sensor", "performance_sensor", "scoring_sensor"]
+__all__ = ["SCHEDULES", "SENSORS", "approval_sensor", "canary_sensor", "drift_sensor", "labels_sensor",
+           "new_data_sensor", "new_dataset_sensor", "performance_sensor", "scoring_sensor"]

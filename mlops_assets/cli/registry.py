@@ -47,6 +47,40 @@ def _registry_reader(lay: settings.Layout, version: str | None):
     return registry_view.ClientReader(model_registry(lay))
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    """The audit trail of releases, oldest first: one line per move, or a JSON list."""
+    from mlops_assets.core.audit import format_line
+
+    entries = model_registry(settings.layout()).audit_trail()
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    print("\n".join(format_line(e) for e in entries) or "no release recorded yet")
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    """``approve`` / ``reject`` a version held for approval; the approval sensor releases an approved one."""
+    from mlflow.exceptions import MlflowException
+
+    from mlops_assets.core.registry import ApprovalError
+
+    registry = model_registry(settings.layout())
+    try:
+        entry = registry.decide_approval(args.version, approve=args.registry_cmd == "approve", reason=args.reason)
+    except ApprovalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except MlflowException as exc:  # unknown version, or the server refused the write
+        print(f"error: model {registry.model_name!r} v{args.version}: {exc.message}", file=sys.stderr)
+        return 2
+    then = ("the approval sensor releases it within a minute (`mlops up`), or run approved_release_job"
+            if args.registry_cmd == "approve" else "it will never be released")
+    done = "approved" if args.registry_cmd == "approve" else "rejected"
+    print(f"v{args.version} {done} by {entry['who']} ({args.reason}); {then}")
+    return 0
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     """Change the registry (what every gateway follows), then tell the running gateway and wait for it."""
     from mlops_assets.core.registry import NoCanaryError
@@ -56,7 +90,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     tracking.activate()
     if args.deploy_cmd == "traffic":
         try:
-            canary = tracking.set_canary_percent(args.percent)
+            canary = tracking.set_canary_percent(args.percent, why={"via": "mlops deploy traffic"})
         except (ValueError, NoCanaryError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -64,7 +98,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         target = f"canary v{canary} at {args.percent:g}%"
         followed = functools.partial(gateway.wait_for_split, canary, args.percent)
     else:
-        from_v, to_v = tracking.rollback()
+        from_v, to_v = tracking.rollback(why={"via": "mlops deploy rollback"})
         print(f"champion rolled back: v{from_v} -> v{to_v}")
         target = f"v{to_v}"
         followed = functools.partial(gateway.wait_for_version, to_v)
@@ -84,6 +118,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = rsub.add_parser("show")
     q.add_argument("version")
     p.set_defaults(func=cmd_registry)
+    q = rsub.add_parser("history", help="the audit trail of releases: every alias move and approval, oldest first")
+    q.add_argument("--json", action="store_true", help="a JSON list instead of one line per move")
+    q.set_defaults(func=cmd_history)
+    for decision in ("approve", "reject"):
+        q = rsub.add_parser(decision, help=f"{decision} a version held for approval (require_approval)")
+        q.add_argument("version")
+        q.add_argument("--reason", required=True, help="why: recorded in the audit trail with your name")
+        q.set_defaults(func=cmd_decide)
 
     p = sub.add_parser("deploy", help="deployment operations")
     dep = p.add_subparsers(dest="deploy_cmd", required=True)

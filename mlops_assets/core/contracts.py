@@ -27,6 +27,7 @@ class Trigger:
     TRAFFIC = "traffic"
     CANARY = "canary"
     LABELS = "labels"
+    APPROVAL = "approval"
 
 
 # Dagster run tags.
@@ -66,3 +67,33 @@ MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"  # MLflow's own tag, so its UI sh
 TUNED_TAG = "mlops.tuned"
 TRIAL_TAG = "mlops.trial"
 METRIC_TAG_PREFIX = "metric."  # model-version tags `metric.<name>`: the offline holdout metrics
+
+# The audit trail of releases (core/audit.py): one registered-model tag per entry, `mlops.audit.<seq>.<id>`.
+AUDIT_TAG_PREFIX = "mlops.audit."
+
+
+class AuditAction:
+    """What an audit entry records: which release move, and whether a person or the platform decided it."""
+
+    PROMOTE = "promote"  # a blue-green release: champion moves, the old one becomes previous
+    CANARY_START = "canary_start"
+    CANARY_SHARE = "canary_share"
+    CANARY_PROMOTE = "canary_promote"  # the canary sensor's verdict: the canary becomes champion
+    CANARY_ROLLBACK = "canary_rollback"  # the canary sensor's verdict: the canary is withdrawn
+    RESTORE = "restore"  # automatic rollback: the gateway could not serve the new champion
+    ROLLBACK = "rollback"  # manual rollback (`mlops deploy rollback`, rollback_job)
+    APPROVAL_REQUESTED = "approval_requested"
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+# Approval before production (require_approval): model-version tags. `mlops.approval` holds the status, the
+# release tag the strategy the approved version goes out with.
+APPROVAL_TAG = "mlops.approval"
+APPROVAL_RELEASE_TAG = "mlops.approval.release"
+
+
+class ApprovalStatus:
+    PENDING = "pending_approval"
+    APPROVED = "approved"
+    REJECTED = "rejected"

@@ -102,7 +102,7 @@ class RegisteredModelRecord(TypedDict):
 
 class DeploymentRecord(TypedDict, total=False):
     """``deployment``: what serves after the release (``canary``/``canary_percent`` for canary and shadow
-    releases, ``previous`` for blue-green)."""
+    releases, ``previous`` for blue-green; no ``version`` while nothing serves)."""
 
     version: str
     previous: str | None
@@ -112,6 +112,7 @@ class DeploymentRecord(TypedDict, total=False):
     gateway_confirmed: bool
     deployed_at: str
     dataset_id: str
+    pending_approval: str  # the version waiting for `mlops registry approve` (require_approval), not serving
 
 
 class CanaryReleaseRecord(TypedDict, total=False):
@@ -124,3 +125,19 @@ class CanaryReleaseRecord(TypedDict, total=False):
     evidence: list[str]
     gateway_confirmed: bool
     decided_at: str
+
+
+class AuditEntry(TypedDict):
+    """One move in the audit trail of releases (``core.audit``): ``alias`` moved from ``from_version`` to
+    ``to_version`` (None: unset), by ``who`` at ``at`` (UTC), and why: the Dagster run, its trigger and the gate
+    or canary evidence, or the reason an approver gave. ``alias`` is None for approval decisions."""
+
+    seq: int
+    id: str
+    at: str
+    who: str
+    action: str
+    alias: str | None
+    from_version: str | None
+    to_version: str | None
+    why: dict[str, Any]

@@ -1,8 +1,10 @@
 """The model registry as the platform uses it: aliases, versions, lineage and the release moves (promote, canary,
-rollback), over MLflow's client and with no Dagster import, so the serving gateway and the CLI use it directly.
+rollback, approval), over MLflow's client and with no Dagster import, so the serving gateway and the CLI use it
+directly.
 
-Alias moves happen under a file lock per model, so two runs finishing together never leave two champions;
-credentials come only from the environment (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, read by MLflow itself).
+Alias moves happen under a file lock per model, so two runs finishing together never leave two champions; each
+move is appended to the audit trail (``core.audit``) under the same lock, with who made it and why.
+Credentials come only from the environment (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, read by MLflow itself).
 """
 
 from __future__ import annotations
@@ -13,13 +15,20 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from mlops_assets import settings
+from mlops_assets.core import audit
 from mlops_assets.core import contracts as c
 from mlops_assets.core.code_version import code_version, git_commit
+from mlops_assets.core.contracts import AuditAction
+from mlops_assets.core.records import AuditEntry
+
+Why = Mapping[str, Any] | None  # the audit trail's "why": Dagster run id, trigger, gate or canary evidence
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,10 @@ class VersionInfo:
 
 class NoCanaryError(RuntimeError):
     """The canary slot is empty, or holds a shadow release (which never answers traffic)."""
+
+
+class ApprovalError(RuntimeError):
+    """An approval decision that cannot be taken: the version is not waiting for one, or the user may not."""
 
 
 # What the registry answers for a model or alias that does not exist; with access control a model that does not
@@ -127,7 +140,7 @@ class RegistryOperations:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def promote(self, version: str) -> str | None:
+    def promote(self, version: str, *, action: str = AuditAction.PROMOTE, why: Why = None) -> str | None:
         """Make ``version`` the champion, keeping the old champion as ``previous``; returns the old one
         (None when nothing moved).
 
@@ -141,14 +154,17 @@ class RegistryOperations:
             if old == str(version):
                 return None  # already serving: a rerun of a finished promotion changes nothing
             if old is not None:
+                before = self.version_by_alias(c.PREVIOUS)
                 client.set_registered_model_alias(self.model_name, c.PREVIOUS, old)
+                self._record(action, c.PREVIOUS, before.version if before else None, old, why)
             client.set_registered_model_alias(self.model_name, c.CHAMPION, str(version))
+            self._record(action, c.CHAMPION, old, str(version), why)
             challenger = self.version_by_alias(c.CHALLENGER)
             if challenger and challenger.version == str(version):
                 client.delete_registered_model_alias(self.model_name, c.CHALLENGER)
             return old
 
-    def start_canary(self, version: str, *, percent: float, mode: str) -> None:
+    def start_canary(self, version: str, *, percent: float, mode: str, why: Why = None) -> None:
         """Put ``version`` in the canary slot: ``mode`` "canary" answers ``percent`` of traffic with it,
         "shadow" sends it a copy of all traffic and never returns its answers. Tags first, alias last, so the
         gateway never sees an alias without its split."""
@@ -156,9 +172,12 @@ class RegistryOperations:
         with self.registry_lock():
             client.set_registered_model_tag(self.model_name, c.CANARY_PERCENT_TAG, str(percent))
             client.set_registered_model_tag(self.model_name, c.RELEASE_MODE_TAG, mode)
+            before = self.version_by_alias(c.CANARY)
             client.set_registered_model_alias(self.model_name, c.CANARY, str(version))
+            self._record(AuditAction.CANARY_START, c.CANARY, before.version if before else None, str(version),
+                         {**(why or {}), "mode": mode, "percent": percent})
 
-    def set_canary_percent(self, percent: float) -> str:
+    def set_canary_percent(self, percent: float, why: Why = None) -> str:
         """Give the running canary ``percent`` (0-100) of traffic; returns its version. Written where every
         gateway reads its split, so restarted and added replicas come back with the same share."""
         if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
@@ -173,35 +192,45 @@ class RegistryOperations:
             if mode != c.CANARY:
                 raise NoCanaryError(f"v{canary.version} is a {mode} release: it sees a copy of all traffic and "
                                     "never answers, so it has no share to set")
+            before = client.get_registered_model(self.model_name).tags.get(c.CANARY_PERCENT_TAG)
             client.set_registered_model_tag(self.model_name, c.CANARY_PERCENT_TAG, str(float(percent)))
+            self._record(AuditAction.CANARY_SHARE, c.CANARY, canary.version, canary.version,
+                         {**(why or {}), "percent_from": before, "percent_to": float(percent)})
             return canary.version
 
-    def end_canary(self, promote: bool) -> str | None:
+    def end_canary(self, promote: bool, why: Why = None) -> str | None:
         """Close the canary slot; with ``promote`` its version becomes champion. Returns the canary version."""
         client = self.client()
         canary = self.version_by_alias(c.CANARY)
         if canary is None:
             return None
+        action = AuditAction.CANARY_PROMOTE if promote else AuditAction.CANARY_ROLLBACK
         if promote:
-            self.promote(canary.version)
+            self.promote(canary.version, action=action, why=why)
         with self.registry_lock():
+            still = self.version_by_alias(c.CANARY)
             with contextlib.suppress(MlflowException):
                 client.delete_registered_model_alias(self.model_name, c.CANARY)
             client.set_registered_model_tag(self.model_name, c.CANARY_PERCENT_TAG, "0")
+            if still is not None:  # a concurrent end already closed (and recorded) it
+                self._record(action, c.CANARY, still.version, None, why)
         return canary.version
 
-    def restore(self, champion: str | None, previous: str | None) -> None:
-        """Put both aliases back as they were (after a deployment that failed half-way)."""
+    def restore(self, champion: str | None, previous: str | None, why: Why = None) -> None:
+        """Put both aliases back as they were (after a deployment that failed half-way): the automatic rollback."""
         client = self.client()
         with self.registry_lock():
             for alias, version in ((c.PREVIOUS, previous), (c.CHAMPION, champion)):
+                current = self.version_by_alias(alias)
                 if version is None:
                     with contextlib.suppress(MlflowException):
                         client.delete_registered_model_alias(self.model_name, alias)
                 else:
                     client.set_registered_model_alias(self.model_name, alias, version)
+                if (current.version if current else None) != version:
+                    self._record(AuditAction.RESTORE, alias, current.version if current else None, version, why)
 
-    def rollback(self) -> tuple[str, str]:
+    def rollback(self, why: Why = None) -> tuple[str, str]:
         """Champion back to ``previous`` in one step; returns (from_version, to_version)."""
         client = self.client()
         with self.registry_lock():
@@ -211,8 +240,86 @@ class RegistryOperations:
                 raise RuntimeError("nothing to roll back to: the registry has no 'previous' alias "
                                    f"for model {self.model_name!r}")
             client.set_registered_model_alias(self.model_name, c.CHAMPION, previous.version)
+            self._record(AuditAction.ROLLBACK, c.CHAMPION, current.version, previous.version, why)
             client.set_registered_model_alias(self.model_name, c.PREVIOUS, current.version)
+            self._record(AuditAction.ROLLBACK, c.PREVIOUS, previous.version, current.version, why)
             return current.version, previous.version
+
+    def request_approval(self, version: str, release: Mapping[str, Any], why: Why = None) -> str | None:
+        """Hold ``version`` for a person's approval (it does not serve until then); ``release`` (strategy,
+        canary share) is how it goes out once approved. Returns the status it already had (a rerun never undoes
+        a decision, nor asks twice), None when it is newly held."""
+        client = self.client()
+        with self.registry_lock():
+            status = client.get_model_version(self.model_name, version).tags.get(c.APPROVAL_TAG)
+            if status is not None:
+                return status
+            client.set_model_version_tag(self.model_name, version, c.APPROVAL_RELEASE_TAG,
+                                         json.dumps(dict(release), sort_keys=True))
+            client.set_model_version_tag(self.model_name, version, c.APPROVAL_TAG, c.ApprovalStatus.PENDING)
+            self._record(AuditAction.APPROVAL_REQUESTED, None, None, version, {**(why or {}), **release})
+            return None
+
+    def decide_approval(self, version: str, *, approve: bool, reason: str) -> AuditEntry:
+        """Approve or reject a version held for approval; the decision, the approver and the reason go into the
+        audit trail. An approved version is released by the approval sensor."""
+        if not reason.strip():
+            raise ApprovalError("a decision needs a reason (--reason): it is what the audit trail shows")
+        self.check_manage()
+        client = self.client()
+        with self.registry_lock():
+            status = client.get_model_version(self.model_name, version).tags.get(c.APPROVAL_TAG)
+            if status != c.ApprovalStatus.PENDING:
+                raise ApprovalError(f"v{version} of model {self.model_name!r} is not waiting for approval (status: "
+                                    f"{status or 'none, it was never held for approval'})")
+            approved = c.ApprovalStatus.APPROVED if approve else c.ApprovalStatus.REJECTED
+            client.set_model_version_tag(self.model_name, version, c.APPROVAL_TAG, approved)
+            return self._record(AuditAction.APPROVE if approve else AuditAction.REJECT, None, None, version,
+                                {"reason": reason.strip()})
+
+    def check_manage(self) -> None:
+        """Approvals need the registry's MANAGE permission on the model when access control is on (an MLflow
+        server running the basic-auth app, docs/registry-access.md); a local store has no users to check."""
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            return
+        from mlflow.server import get_app_client
+
+        user = settings.registry_user()
+        auth = get_app_client("basic-auth", tracking_uri=self.tracking_uri)
+        try:
+            granted = auth.get_user_permission(user, "registered_model", self.model_name).permission
+        except MlflowException as exc:
+            if exc.get_http_status_code() == 404:
+                return  # a tracking server without the basic-auth app: no access control to satisfy
+            raise ApprovalError(f"cannot check the permission of {user!r} on model {self.model_name!r} at "
+                                f"{self.tracking_uri}: {exc.message}") from exc
+        if granted == "MANAGE":
+            return
+        with contextlib.suppress(MlflowException):
+            if auth.get_user(user).is_admin:
+                return
+        raise ApprovalError(f"user {user!r} has {granted} on model {self.model_name!r}; approving or rejecting a "
+                            "release needs MANAGE (see docs/registry-access.md)")
+
+    def _record(self, action: str, alias: str | None, from_version: str | None, to_version: str | None,
+                why: Why) -> AuditEntry:
+        """Append one move to the audit trail; the caller holds the registry lock."""
+        entry = audit.new_entry(action=action, alias=alias, from_version=from_version, to_version=to_version,
+                                who=settings.registry_user(), why=why)
+        return audit.append(self.client(), self.model_name, entry)
+
+    def audit_trail(self) -> list[AuditEntry]:
+        """Every recorded release move and approval decision, oldest first."""
+        try:
+            tags = self.client().get_registered_model(self.model_name).tags
+        except MlflowException as exc:
+            self._raise_unless_absent(exc)
+            return []
+        return audit.history(tags)
+
+    def audit_for_run(self, dagster_run_id: str) -> list[AuditEntry]:
+        """The entries one Dagster run wrote (what its materialization reports)."""
+        return [e for e in self.audit_trail() if e["why"].get("dagster_run_id") == dagster_run_id]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dagster import DagsterInstance, Definitions
 
 from mlops_assets import settings
 from mlops_assets.asset_metadata import latest_metadata
-from mlops_assets.core import contracts
+from mlops_assets.core import audit, contracts
 from mlops_assets.core.contracts import CHAMPION
 from mlops_assets.core.demo import make_batch, write_batches
 from mlops_assets.headless.sensor_runner import Runner, RunOutcome
@@ -114,7 +114,18 @@ def run_demo(
     settle_until_quiet(runner, summary, say=say)
     _champion_line(tracking, summary, say)
     summary.datasets = [m["id"] for m in store.manifests()]
+    _audit_table(tracking, say)
     return summary
+
+
+def _audit_table(tracking: MlflowTracking, say: Callable[[str], None]) -> None:
+    """The releases the demo made, as `mlops registry history` shows them (evidence cut to fit a line)."""
+    trail = tracking.audit_trail()
+    say(f"4. audit trail of the releases ({len(trail)} moves; all of it: mlops registry history)")
+    say("   " + audit.HEADER)
+    for entry in trail:
+        line = audit.format_line({**entry, "why": {k: v for k, v in entry["why"].items() if k == "trigger"}})
+        say(f"   {line}")
 
 
 def _champion_line(tracking: MlflowTracking, summary: DemoSummary, say: Callable[[str], None]) -> None:

@@ -36,15 +36,16 @@ def test_definitions_cover_the_lifecycle(defs: Definitions):
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"raw_batches", "dataset", "features", "candidate_model", "model_evaluation",
-                    "registered_model", "deployment", "canary_release", "drift_report", "live_performance",
+                    "registered_model", "deployment", "canary_release", "approved_release", "drift_report",
+                    "live_performance",
                     "prediction_log_retention", "estimated_performance",
                     "batch_predictions"}
     groups = {graph.get(AssetKey(k)).group_name for k in keys}
     assert groups == {"data", "features", "training", "evaluation", "registry", "deployment", "monitoring"}
     for name in ("new_data_sensor", "new_dataset_sensor", "drift_sensor", "performance_sensor", "canary_sensor",
-                 "scoring_sensor"):
+                 "scoring_sensor", "approval_sensor"):
         assert defs.get_repository_def().get_sensor_def(name)
-    assert defs.resolve_job_def("rollback_job")
+    assert defs.resolve_job_def("rollback_job") and defs.resolve_job_def("approved_release_job")
 
 
 def test_ingestion_is_idempotent_and_versioned(defs, instance, lay):

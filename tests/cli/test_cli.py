@@ -117,6 +117,11 @@ def test_registry_commands_and_one_step_rollback(cli_home, defs, instance, capsy
     assert "champion rolled back: v2 -> v1" in capsys.readouterr().out
     assert defs.resources["tracking"].version_by_alias(CHAMPION).version == "1"
 
+    assert main(["registry", "history"]) == 0  # the audit trail: both promotions, then the manual rollback
+    history = [" ".join(line.split()[3:8]) for line in capsys.readouterr().out.splitlines()]
+    assert history == ["promote champion v- -> v1", "promote previous v- -> v1", "promote champion v1 -> v2",
+                       "rollback champion v2 -> v1", "rollback previous v1 -> v2"]
+
 
 def test_the_embedded_instance_queues_one_training_run_at_a_time(cli_home):
     from mlops_assets.cli._instance import embedded_instance

@@ -33,6 +33,11 @@ def test_demo_loop_retrains_on_drifted_data_and_redeploys(lay, monkeypatch, caps
     assert sum(b["partition"].endswith("_drift") for b in manifest["batches"]) == 2
     assert f"champion: v{champion.version} trained on dataset {manifest['id']}" in out
     assert "drift detected on served traffic: yes" in out
+    trail = tracking.audit_trail()  # the demo ends with the audit trail of its releases
+    assert [(e["action"], e["alias"], e["to_version"]) for e in trail][:1] == [("promote", CHAMPION, "1")]
+    table = out.split(f"audit trail of the releases ({len(trail)} moves", 1)[1].splitlines()[2:2 + len(trail)]
+    assert [line.split()[:1] for line in table] == [[str(e["seq"])] for e in trail]
+    assert f"champion v1 -> v{champion.version}" in "\n".join(table)
 
     # Every prediction was logged with its request id, and labels joined them.
     today = datetime.now(UTC).date()

@@ -44,7 +44,8 @@ def test_an_unknown_model_version_is_one_line_and_exit_2(env):
                                                 "list`)"]
 
 
-@pytest.mark.parametrize("command", [["data", "versions"], ["registry", "list"], ["registry", "show", "1"]])
+@pytest.mark.parametrize("command", [["data", "versions"], ["registry", "list"], ["registry", "show", "1"],
+                                     ["registry", "history"]])
 def test_listing_commands_do_not_import_dagster(env, command):
     script = ("import sys; from mlops_assets.cli import main; code = main(sys.argv[1:]); "
               "print('DAGSTER-IMPORTED' if 'dagster' in sys.modules else 'no-dagster'); sys.exit(code)")
