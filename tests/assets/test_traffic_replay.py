@@ -133,6 +133,8 @@ def test_a_shifted_replay_is_flagged_before_labels_confirmed_after_and_retrained
     monitor(batch_days, capsys)
     estimated, decayed, labelled = verdicts(lay, batch_days)
     assert estimated == VERDICTS and labelled == [0, 0, 0, 0]  # flagged with no label at all
+    early, _, skip = runner.evaluate("performance_sensor")  # the sensor acts on the estimate, before any label
+    assert [r.tags[TRIGGER] for r in early] == ["estimated"], skip
 
     # The labels land later, as a file keyed by id; monitoring again: realized decay on the shifted days only.
     labels = tmp_path / "labels.csv"
@@ -181,7 +183,9 @@ def test_a_shifted_replay_is_flagged_before_labels_confirmed_after_and_retrained
         batch.to_csv(lay.landing / "bc_replay.csv", index=False)
         assert [r.success for r in runner.tick("new_data_sensor").runs] == [True]
         requests, job, skip = runner.evaluate("performance_sensor")
-        assert len(requests) == 1 and requests[0].tags[TRIGGER] in ("estimated", "decay"), skip
+        assert [r.tags[TRIGGER] for r in requests] == ["decay"], skip  # the labels confirm the estimate ...
+        assert requests[0].run_key == early[0].run_key  # ... in the same episode: one retraining, not two
+        assert "estimate_confirmed" in [a["kind"] for a in defs.resources["alerts"].history()]
         assert runner.execute("performance_sensor", requests[0].with_replaced_attrs(run_config=TRAINING), job).success
         v2 = tracking.version_by_alias(CHAMPION).version
         assert v2 != v1
