@@ -6,7 +6,7 @@ confirms or clears it (``live_performance``; the performance sensor reads both).
 import base64
 import math
 import tempfile
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    Config,
     MetadataValue,
     Output,
     asset,
@@ -37,19 +36,19 @@ from mlops_assets.core.estimation import (
     with_bands,
 )
 from mlops_assets.core.metrics import aligned_proba, class_list
-from mlops_assets.core.monitoring import join_feedback
 from mlops_assets.core.plots import estimated_vs_realized
 from mlops_assets.core.probabilities import proba_column
 from mlops_assets.core.spec import DatasetSpec
-from mlops_assets.monitoring import DAILY_MONITORING
+from mlops_assets.core.windows import ChunkRule
+from mlops_assets.monitoring import DAILY_MONITORING, WindowConfig, Windows
 from resources import Alerter, DataStore, MlflowTracking, PredictionLog
 
 PRIMARY = {"classification": "accuracy", "regression": "rmse"}  # the metric judged, as live_performance does
 
 
-class EstimatedPerformanceConfig(Config):
-    chunk_rows: int = 5_000  # the rolling chunk: the last N rows ending with the day, over quiet days if need be
-    lookback_days: int = 30  # how far back the rolling chunk may reach
+class EstimatedPerformanceConfig(WindowConfig):
+    """The chunk rule (``chunk_rows`` / ``chunk_days`` / ``max_lookback_days``) is live_performance's own."""
+
     plot_chunks: int = 10  # the rolling chunk is cut into this many for the estimated-vs-realized plot
     min_rows: int = 100  # fewer rows are not judged
     tolerance: float = 0.02  # how far below the offline holdout metric the estimate may fall
@@ -86,25 +85,17 @@ def _proba(frame: pd.DataFrame, classes: list[Any], model: Any, spec: DatasetSpe
     return aligned_proba(model, frame[spec.feature_names], classes)
 
 
-def _rows(prediction_log: PredictionLog, day: date, version: str, want: int, lookback: int) -> pd.DataFrame:
-    """The champion's rows of ``day``, then earlier days' until ``want`` rows or ``lookback`` days, oldest first,
-    each with its delivered label (NaN until it arrives)."""
-    frames: list[pd.DataFrame] = []
-    total = 0
-    for back in range(lookback + 1):
-        when = day - timedelta(days=back)
-        rows = prediction_log.predictions(when)
-        if rows.empty:
-            continue
-        rows = rows[(rows["model_version"] == version) & rows["error"].isna()]
-        labels = join_feedback(rows, prediction_log.feedback_for(when))[["request_id", "row", "label"]]
-        frames.append(rows.merge(labels, on=["request_id", "row"], how="left").assign(day=when.isoformat()))
-        total += len(rows)
-        if total >= want:
-            break
-    if not frames:
-        return pd.DataFrame(columns=["day", "ts", "prediction", "label"])
-    return pd.concat(frames[::-1], ignore_index=True).sort_values("ts", kind="stable").reset_index(drop=True)
+def _rows(windows: Windows, day: date, version: str, rule: ChunkRule) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The champion's rows of event ``day`` and of the rolling chunk ending with it: the very windows
+    ``live_performance`` judges (``Windows.of``), each row with its delivered label (NaN until it arrives)."""
+    current, chunk, _ = windows.of(day, rule)
+
+    def served(rows: pd.DataFrame) -> pd.DataFrame:
+        rows = rows[(rows["model_version"] == str(version)) & rows["error"].isna()]
+        labels = windows.labelled(rows)[["request_id", "row", "label"]]
+        return rows.merge(labels, on=["request_id", "row"], how="left")
+
+    return served(current), served(chunk)
 
 
 def _judge(
@@ -143,8 +134,8 @@ def _summary(
         "rows": len(frame),
         "labeled_rows": primary.labeled_rows,
         "label_coverage": primary.labeled_rows / len(frame) if len(frame) else 0.0,
-        "first_day": frame["day"].iloc[0] if len(frame) else None,
-        "last_day": frame["day"].iloc[-1] if len(frame) else None,
+        "first_day": frame["event_day"].iloc[0] if len(frame) else None,
+        "last_day": frame["event_day"].iloc[-1] if len(frame) else None,
         "estimated": {
             k: {"value": e.value, "band_low": e.band_low, "band_high": e.band_high} for k, e in estimates.items()
         },
@@ -159,9 +150,9 @@ def _estimate_day(
     config: EstimatedPerformanceConfig,
     store: DataStore,
     tracking: MlflowTracking,
-    prediction_log: PredictionLog,
+    windows: Windows,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    spec = store.spec()
+    spec = windows.spec
     metric = PRIMARY[spec.task]
     champion = tracking.version_by_alias(CHAMPION)
     record: dict[str, Any] = {
@@ -170,6 +161,7 @@ def _estimate_day(
         "tolerance": config.tolerance,
         "min_rows": config.min_rows,
         "chunk_rows": config.chunk_rows,
+        "chunk_rule": config.rule().describe(),
         "estimated_decay": False,
     }
     dataset_id = champion.tags.get(contracts.LINEAGE_DATASET) if champion else None
@@ -183,17 +175,15 @@ def _estimate_day(
     version = champion.version
     baseline = champion.offline_metrics().get(metric)
     record.update(champion_version=version, baseline=baseline, method="cbpe" if spec.task != "regression" else "dle")
-    rows = _rows(prediction_log, day, version, config.chunk_rows, config.lookback_days)
-    today = rows[rows["day"] == day.isoformat()]
+    today, chunk = _rows(windows, day, version, config.rule())
     if today.empty:
         return {
             **record,
             "status": "insufficient_data",
-            "detail": f"no predictions of champion v{version} logged on {day}",
+            "detail": f"no predictions of champion v{version} logged for event day {day}",
         }, []
     model = mlflow.sklearn.load_model(f"models:/{tracking.model_name}/{version}")
     estimator = _reference(spec, store, tracking, version, dataset_id, model)
-    chunk = rows.iloc[-config.chunk_rows :]
     day_summary = _summary(today, _judge(today, estimator, spec, model, config), metric, baseline, config)
     chunk_summary = _summary(chunk, _judge(chunk, estimator, spec, model, config), metric, baseline, config)
     size = max(1, math.ceil(len(chunk) / config.plot_chunks))
@@ -201,7 +191,8 @@ def _estimate_day(
     for a, b in chunk_bounds(len(chunk), size):
         part = chunk.iloc[a:b]
         judged = _judge(part, estimator, spec, model, config)[metric]
-        parts.append({"first_ts": part["ts"].iloc[0], "last_ts": part["ts"].iloc[-1], **judged.to_dict()})
+        first, last = (part["event_ts"].iloc[i].isoformat() for i in (0, -1))
+        parts.append({"first_ts": first, "last_ts": last, **judged.to_dict()})
     record.update(
         status="ok",
         reference=estimator.reference,
@@ -295,10 +286,11 @@ def estimated_performance(
     alerts: Alerter,
 ):
     keys = context.partition_keys
+    windows = Windows(store, prediction_log)
     records = {}
     metadata: dict[str, Any] = {}
     for key in keys:
-        record, parts = _estimate_day(date.fromisoformat(key), config, store, tracking, prediction_log)
+        record, parts = _estimate_day(date.fromisoformat(key), config, store, tracking, windows)
         png = (
             estimated_vs_realized(parts, record["metric"], record.get("baseline"), config.tolerance) if parts else None
         )

@@ -201,12 +201,21 @@ def feedback_token() -> str | None:
     return os.environ.get("MLOPS_FEEDBACK_TOKEN") or None
 
 
-def dataset_id_column() -> str | None:
-    """The business id column of the configured dataset spec (the gateway accepts labels by that id)."""
+def _configured_spec():
     from mlops_assets.core.spec import demo_spec, load_spec
 
     path = dataset_spec_path()
-    return (load_spec(path) if path else demo_spec()).id_column
+    return load_spec(path) if path else demo_spec()
+
+
+def dataset_id_column() -> str | None:
+    """The business id column of the configured dataset spec (the gateway accepts labels by that id)."""
+    return _configured_spec().id_column
+
+
+def dataset_timestamp_column() -> str | None:
+    """The event-time column of the configured dataset spec (the gateway logs it with the rows when sent)."""
+    return _configured_spec().timestamp_column
 
 
 # ContinuousTraining fields that the environment may override: field -> (variable, type).

@@ -40,9 +40,11 @@ class PredictionLog(ConfigurableResource):
             self._id_join = self._join(by_id.id_labels(logs.read_id_labels(self.root)))
         return self._id_join
 
-    def deliver(self, labels: pd.DataFrame, id_column: str, source: str) -> by_id.LabelJoin:
+    def deliver(self, labels: pd.DataFrame, id_column: str, source: str,
+                timestamp_column: str | None = None) -> by_id.LabelJoin:
         """Store labels by business id (``id``, ``label``, optional ``label_ts``), then report how they joined:
-        the predictions they reached (and their days) and the ids never predicted."""
+        the predictions they reached (their serving days, and their event days by ``timestamp_column``) and the
+        ids never predicted."""
         writer = logs.JsonlLog(self.root, logs.FEEDBACK)
         for line in by_id.feedback_lines(labels, id_column, source):
             writer.write(line)
@@ -50,20 +52,20 @@ class PredictionLog(ConfigurableResource):
         delivered = {key for key in map(by_id.id_key, labels["id"]) if key is not None}
         stored = by_id.id_labels(logs.read_id_labels(self.root)).get(id_column, {})
         self._id_join = None
-        return self._join({id_column: {key: stored[key] for key in delivered if key in stored}})
+        return self._join({id_column: {key: stored[key] for key in delivered if key in stored}}, timestamp_column)
 
     def deliver_file(self, path: str, spec: DatasetSpec) -> by_id.LabelJoin:
         """Deliver a CSV or Parquet label file (the spec's id_column and target); ``LabelFileError`` names the
         file and column when it cannot be."""
         frame = by_id.read_label_file(path, spec)
-        return self.deliver(frame, spec.id_column, f"file:{Path(path).name}")
+        return self.deliver(frame, spec.id_column, f"file:{Path(path).name}", spec.timestamp_column)
 
-    def _join(self, labels: dict[str, dict]) -> by_id.LabelJoin:
+    def _join(self, labels: dict[str, dict], timestamp_column: str | None = None) -> by_id.LabelJoin:
         wanted = {column: set(keys) for column, keys in labels.items() if keys}
         if not wanted:
             return by_id.join_by_id(labels, {})
         lines = logs.iter_log(self.root, logs.PREDICTIONS, tuple(f'"{column}"' for column in wanted))
-        return by_id.join_by_id(labels, by_id.latest_predictions(lines, wanted))
+        return by_id.join_by_id(labels, by_id.latest_predictions(lines, wanted, timestamp_column))
 
     def count(self, day: date) -> int:
         return logs.count_predictions(self.root, day)

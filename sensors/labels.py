@@ -70,7 +70,7 @@ def labels_sensor(context: SensorEvaluationContext, store: DataStore, prediction
         if joined.unknown:
             alerts.alert("unknown_label_ids", f"{path.name}: {len(joined.unknown)} label(s) for ids never predicted, "
                          f"e.g. {joined.unknown[:5]}", file=path.name, unknown=len(joined.unknown))
-        days.update(joined.days())
+        days.update(joined.event_days())  # monitoring's days: a replay's labels reach the replay's event days
         events.append(AssetMaterialization(DELIVERED_LABELS, description=f"labels of {path.name}", metadata={
             "file": path.name, "labels": joined.joined + len(joined.unknown), "joined": joined.joined,
             "unknown_ids": len(joined.unknown), "sample_unknown_ids": MetadataValue.json(joined.unknown[:5]),

@@ -31,8 +31,9 @@ def cmd_labels(args: argparse.Namespace) -> int:
     print(f"unknown: {len(joined.unknown)} ids never predicted" + (
         f" (e.g. {', '.join(joined.unknown[:5])}); they are kept and join if those ids are scored later"
         if joined.unknown else ""))
-    if days:
-        print(f"re-evaluate those days: mlops monitor run {days[0]} {days[-1]} (a file dropped in "
+    if summary["event_days"]:
+        first, last = summary["event_days"][0], summary["event_days"][-1]
+        print(f"re-evaluate those event days: mlops monitor run {first} {last} (a file dropped in "
               f"{settings.layout().labels_incoming} instead is delivered and re-evaluated by the labels sensor)")
     return 0
 

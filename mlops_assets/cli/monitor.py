@@ -79,7 +79,9 @@ def cmd_monitor_run(args: argparse.Namespace) -> int:
         return 2
     window = {k: v for k, v in (("chunk_rows", args.chunk_rows), ("chunk_days", args.chunk_days)) if v is not None}
     live = window | ({"tolerance": args.tolerance} if args.tolerance is not None else {})
-    ops = {"drift_report": {"config": window}, "live_performance": {"config": live}}
+    # One window and one tolerance for all three: the estimate is judged on the rows live_performance judges.
+    ops = {"drift_report": {"config": window}, "live_performance": {"config": live},
+           "estimated_performance": {"config": live}}
     lay = settings.layout()
     defs = build_definitions(lay)
     days = (last - first).days + 1
@@ -114,5 +116,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-rows", type=int, help="each day's chunk: the last N rows by event time (default 5000)")
     p.add_argument("--chunk-days", type=int, help="or: each day's chunk is this many event days ending with it")
     p.add_argument("--tolerance", type=float,
-                   help="how far below the offline metric live performance may fall before it is decay (0.02)")
+                   help="how far below the offline metric live (and estimated) performance may fall before it "
+                        "is decay (0.02)")
     p.set_defaults(func=cmd_monitor_run)

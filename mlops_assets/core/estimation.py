@@ -428,7 +428,8 @@ def estimate_lines(record: dict[str, Any] | None) -> list[str]:
     if record.get("status") != "ok":
         return [f"estimated performance: {record.get('detail', record.get('status'))}"]
     metric, lines = record["metric"], []
-    for name, label in (("day_estimate", "day"), ("chunk", f"last {record['chunk_rows']} rows")):
+    chunk = record.get("chunk_rule") or f"last {record['chunk_rows']} rows"
+    for name, label in (("day_estimate", "day"), ("chunk", chunk)):
         part = record[name]
         estimate = part["estimated"][metric]
         realized = (part.get("realized") or {}).get(metric)

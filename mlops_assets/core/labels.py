@@ -105,11 +105,19 @@ class Served:
     ts: str
     request_id: str
     row: int
+    event: Any = None  # the row's own event time (the spec's timestamp_column) as logged, if it has one
+
+    def event_day(self) -> str:
+        """The monitoring (event) day of the prediction: its own timestamp's UTC day, else the serving day."""
+        when = pd.to_datetime(self.event, utc=True, errors="coerce", format="ISO8601") if self.event else pd.NaT
+        return self.ts[:10] if pd.isna(when) else when.strftime("%Y-%m-%d")
 
 
-def latest_predictions(lines: Iterable[dict[str, Any]], wanted: dict[str, set[str]]) -> dict[str, dict[str, Served]]:
+def latest_predictions(lines: Iterable[dict[str, Any]], wanted: dict[str, set[str]],
+                       timestamp_column: str | None = None) -> dict[str, dict[str, Served]]:
     """id column -> {id key -> its latest prediction}, for the ``wanted`` ids only (memory stays bounded by the
-    labels, not by the log). Failed predictions do not count; slots of one request share its (request, row)."""
+    labels, not by the log), with the row's ``timestamp_column`` value when logged (its event day). Failed
+    predictions do not count; slots of one request share its (request, row)."""
     latest: dict[str, dict[str, Served]] = {column: {} for column in wanted}
     for line in lines:
         columns = line.get("columns") or []
@@ -119,11 +127,13 @@ def latest_predictions(lines: Iterable[dict[str, Any]], wanted: dict[str, set[st
             if column not in columns:
                 continue
             at = columns.index(column)
+            stamp = columns.index(timestamp_column) if timestamp_column in columns else None
             found = latest[column]
             for row, values in enumerate(line.get("data") or []):
                 key = id_key(values[at]) if at < len(values) else None
                 if key in keys and (key not in found or found[key].ts <= line["ts"]):
-                    found[key] = Served(line["ts"], line["request_id"], row)
+                    event = values[stamp] if stamp is not None and stamp < len(values) else None
+                    found[key] = Served(line["ts"], line["request_id"], row, event)
     return latest
 
 
@@ -131,7 +141,7 @@ def latest_predictions(lines: Iterable[dict[str, Any]], wanted: dict[str, set[st
 class LabelJoin:
     """Id-keyed labels placed on their predictions: what monitoring joins, and what a delivery reports."""
 
-    labels: pd.DataFrame  # request_id, row, label, day (the UTC day of the prediction)
+    labels: pd.DataFrame  # request_id, row, label, day (the UTC day it was served), event_day (monitoring's day)
     unknown: list[str] = field(default_factory=list)  # ids with a label but no prediction
 
     @property
@@ -144,9 +154,13 @@ class LabelJoin:
     def days(self) -> list[str]:
         return sorted(set(self.labels["day"]))
 
+    def event_days(self) -> list[str]:
+        """The monitoring days the labels reached: a replay served today reaches its own event days."""
+        return sorted(set(self.labels["event_day"]))
+
     def summary(self) -> dict[str, Any]:
         return {"joined": self.joined, "unknown": len(self.unknown), "sample_unknown": self.unknown[:SAMPLE_UNKNOWN],
-                "days": self.days()}
+                "days": self.days(), "event_days": self.event_days()}
 
 
 def join_by_id(labels: dict[str, dict[str, Any]], latest: dict[str, dict[str, Served]]) -> LabelJoin:
@@ -159,6 +173,6 @@ def join_by_id(labels: dict[str, dict[str, Any]], latest: dict[str, dict[str, Se
             if served is None:
                 unknown.append(key)
             else:
-                rows.append((served.request_id, served.row, label, served.ts[:10]))
-    frame = pd.DataFrame(rows, columns=["request_id", "row", "label", "day"]).astype({"row": "int64"})
+                rows.append((served.request_id, served.row, label, served.ts[:10], served.event_day()))
+    frame = pd.DataFrame(rows, columns=["request_id", "row", "label", "day", "event_day"]).astype({"row": "int64"})
     return LabelJoin(frame, sorted(unknown))

@@ -6,6 +6,7 @@ Its own module so that ``models``, ``app`` and ``server`` all read it without im
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class GatewayConfig:
     admin_token: str | None = None
     feedback_token: str | None = None  # MLOPS_FEEDBACK_TOKEN: when set, POST /feedback requires it
     id_column: str | None = None  # the spec's business id: logged with the rows when sent; labels by it accepted
+    timestamp_column: str | None = None  # the spec's event time: logged with the rows when sent (monitoring's day)
     max_request_bytes: int = 10 * 1024 * 1024
     lock_dir: str | None = None  # registry writes lock here, as the platform's runs do; None: the temp directory
 
@@ -43,15 +45,16 @@ class GatewayConfig:
             poll_seconds=settings.gateway_poll_seconds(),
             admin_token=settings.admin_token(),
             feedback_token=settings.feedback_token(),
-            id_column=_id_column(),
+            id_column=_spec_column(settings.dataset_id_column, "labels by the data's id are refused"),
+            timestamp_column=_spec_column(settings.dataset_timestamp_column, "rows are monitored by serving time"),
             lock_dir=str(lay.locks),
         )
 
 
-def _id_column() -> str | None:
-    """The spec's business id; a gateway whose spec cannot be read still serves, and says what it refuses."""
+def _spec_column(read: Callable[[], str | None], without: str) -> str | None:
+    """A column the dataset spec names; a gateway whose spec cannot be read still serves, and says ``without`` it."""
     try:
-        return settings.dataset_id_column()
+        return read()
     except SpecError as exc:
-        log.warning("labels by the data's id are refused until the dataset spec can be read: %s", exc)
+        log.warning("%s until the dataset spec can be read: %s", without, exc)
         return None

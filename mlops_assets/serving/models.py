@@ -180,8 +180,9 @@ class ModelManager:
                                                         tracking_uri=self.config.tracking_uri,
                                                         registry_uri=self.config.registry_uri)
             meta = Model.load(local)
+            kept = (self.config.id_column, self.config.timestamp_column)  # logged with the rows when sent
             schema = replace(protocol.InputSchema.from_signature(meta.signature),
-                             logged=(self.config.id_column,) if self.config.id_column else ())
+                             logged=tuple(dict.fromkeys(c for c in kept if c)))
             model = mlflow.sklearn.load_model(local)
             example = meta.load_input_example(local)
         slot = Slot(version, model, schema, datetime.now(UTC).isoformat(timespec="seconds"))

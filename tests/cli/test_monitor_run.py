@@ -121,13 +121,16 @@ def test_a_replay_over_several_event_days_is_monitored_in_one_run_and_a_late_shi
     shown = json.loads(capsys.readouterr().out)
     for window, decayed in (("daily", False), ("chunk", True)):
         w = shown[window]
-        assert w["verdicts"]["decayed"] is decayed and w["verdicts"]["estimated_decay"] is None
-        assert isinstance(w["verdicts"]["drift"], bool) and w["estimated"] is None
+        assert w["verdicts"]["decayed"] is decayed and isinstance(w["verdicts"]["estimated_decay"], bool)
+        assert isinstance(w["verdicts"]["drift"], bool) and "accuracy" in w["estimated"]  # monitoring_job estimates
         assert {"accuracy", "f1_macro", "roc_auc", "log_loss", "ece"} <= set(w["realized"])
         assert all(w["realized"][m]["ci_low"] <= w["realized"][m]["value"] <= w["realized"][m]["ci_high"]
                    for m in ("accuracy", "roc_auc"))
         assert w["label_coverage"]["share"] == 1.0
     assert shown["chunk"]["rows"] == 200 and shown["chunk"]["first_day"] == d4.isoformat()
+    estimated = shown["estimated_performance"]  # estimated on the very windows live_performance judged
+    assert (estimated["day_estimate"]["rows"], estimated["chunk"]["rows"]) == (4200, 200)
+    assert estimated["chunk"]["first_day"] == d4.isoformat() and estimated["chunk_rows"] == 200
 
     assert main(["monitor", "show", d4.isoformat()]) == 0
     text = capsys.readouterr().out

@@ -34,6 +34,19 @@ def test_latest_prediction_of_an_id_takes_its_label_and_unknown_ids_are_counted(
     assert got == {("r1", 0): (1, "2026-01-01"), ("b7", 0): (0, "2026-01-05"), ("r1", 2): (0, "2026-01-01")}
     assert joined.unknown == ["99"] and joined.summary()["unknown"] == 1
     assert joined.days() == ["2026-01-01", "2026-01-05"]
+    assert joined.event_days() == joined.days()  # no event time logged: the serving day is the monitoring day
+
+
+def test_labels_of_a_replay_reach_its_event_days_not_the_day_it_was_served():
+    """A replay of three event days served in one call: the labels say which monitoring days to re-evaluate."""
+    stamps = ["2025-12-01T08:00:00Z", "2025-12-02 23:59:59", None]  # naive is UTC; none: the serving day
+    line = {**_line("replay:0", "2026-01-10T09:00:00+00:00", [1, 2, 3]), "columns": ["loan_id", "x", "applied_at"],
+            "data": [[i, 0.5, ts] for i, ts in zip([1, 2, 3], stamps, strict=True)]}
+    store = {"loan_id": {"1": 0, "2": 1, "3": 1}}
+    joined = labels.join_by_id(store, labels.latest_predictions([line], {"loan_id": {"1", "2", "3"}}, "applied_at"))
+    assert joined.days() == ["2026-01-10"]
+    assert joined.event_days() == ["2025-12-01", "2025-12-02", "2026-01-10"]
+    assert joined.summary()["event_days"] == joined.event_days()
 
 
 def test_a_label_90_days_late_reaches_its_predictions_day_next_to_labels_by_request_id(tmp_path: Path):
