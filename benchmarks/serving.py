@@ -275,7 +275,8 @@ def _median(runs: list[dict]) -> dict:
                                                                         if r["first_error"]), None)}
 
 
-def report(results: dict[tuple[str, int, int], list[dict]], names: list[str], args: argparse.Namespace,
+def report(results: dict[tuple[str, int, int], list[dict]], names: list[str], scenarios: list[tuple[int, ...]],
+           args: argparse.Namespace,
            generator: str, ready: dict[str, float]) -> bool:
     """The medians and the ratios ours/floor and ours/mlflow; True when the targets are met."""
     print(f"\nmedian of {args.rounds} interleaved round(s), {args.duration:g}s each, {os.cpu_count()} CPUs, "
@@ -284,7 +285,7 @@ def report(results: dict[tuple[str, int, int], list[dict]], names: list[str], ar
           + f" | {'ours/floor':>10} {'ours/mlflow':>11} | " + " ".join(f"{n + ' p50':>10}" for n in names)
           + " | " + " ".join(f"{n + ' p99':>10}" for n in names) + f" | {'p99 ours/floor':>14}")
     ok = True
-    for batch, conns in SCENARIOS:
+    for batch, conns in scenarios:
         med = {n: _median(results[(n, batch, conns)]) for n in names}
         ours = med["ours"]
         vs_floor = ours["rps"] / med["floor"]["rps"] if "floor" in med else float("nan")
@@ -315,6 +316,8 @@ def main() -> int:
     parser.add_argument("--servers", default="ours,floor,mlflow", help="which servers, comma-separated")
     parser.add_argument("--estimator", default="hist_gradient_boosting",
                         choices=["hist_gradient_boosting", "logistic_regression"])
+    parser.add_argument("--scenarios", default=",".join(f"{b}x{c}" for b, c in SCENARIOS),
+                        help="ROWSxCONNECTIONS, comma-separated (measuring one lever: --scenarios 1x8)")
     parser.add_argument("--python-load", action="store_true", help="the Python load generator even with wrk")
     parser.add_argument("--load-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load-batch", type=int, help=argparse.SUPPRESS)
@@ -329,6 +332,7 @@ def main() -> int:
         run_floor(args.floor_port)
         return 0
 
+    scenarios = [tuple(int(v) for v in s.split("x")) for s in args.scenarios.split(",")]
     names = [n.strip() for n in args.servers.split(",")]
     if "ours" not in names:
         raise SystemExit("--servers must include 'ours'")
@@ -350,7 +354,7 @@ def main() -> int:
                        "--env-manager", "local", "--host", "127.0.0.1", "--port", str(ports.get("mlflow", 0)),
                        "--workers", "1"],
         }
-        scripts = {b: wrk_script(b, home / f"wrk-{b}.lua") for b in {b for b, _ in SCENARIOS}} if use_wrk else {}
+        scripts = {b: wrk_script(b, home / f"wrk-{b}.lua") for b in {b for b, _ in scenarios}} if use_wrk else {}
         results: dict[tuple[str, int, int], list[dict]] = {}
         ready: dict[str, float] = {}
         procs = []
@@ -359,10 +363,10 @@ def main() -> int:
                 proc, ready[name] = start(commands[name], env, ports[name], home / f"{name}.log")
                 procs.append(proc)
                 print(f"{name} on 127.0.0.1:{ports[name]} answered /ping after {ready[name]:.2f}s", flush=True)
-            checked = check_predictions(ports["ours"], model, sorted({b for b, _ in SCENARIOS}))
+            checked = check_predictions(ports["ours"], model, sorted({b for b, _ in scenarios}))
             print(f"ours: {checked} rows answered exactly as pipeline.predict on the same rows", flush=True)
             for rnd in range(args.rounds):
-                for batch, conns in SCENARIOS:
+                for batch, conns in scenarios:
                     order = names[rnd % len(names):] + names[:rnd % len(names)]
                     for name in order:
                         r = measure(ports[name], batch, conns, args, scripts)
@@ -373,7 +377,7 @@ def main() -> int:
         finally:
             for proc in procs:
                 stop(proc)
-        ok = report(results, names, args, "wrk -t1" if use_wrk else "python (asyncio)", ready)
+        ok = report(results, names, scenarios, args, "wrk -t1" if use_wrk else "python (asyncio)", ready)
         return 0 if ok else 1
 
 
