@@ -66,8 +66,13 @@ def _scaler(step: StandardScaler, kind: str) -> Step | None:
 def _one_hot(step: OneHotEncoder, kind: str) -> Step | None:
     """OneHotEncoder.transform (dense, no drop, no infrequent categories, unknown -> all zeros); None, which
     the imputer leaves alone, is a category when it was one in training, else unknown, as there."""
-    if kind != protocol.STRING or step.handle_unknown != "ignore" or step.drop_idx_ is not None or \
-            step._infrequent_enabled or step.sparse_output:
+    if (
+        kind != protocol.STRING
+        or step.handle_unknown != "ignore"
+        or step.drop_idx_ is not None
+        or step._infrequent_enabled
+        or step.sparse_output
+    ):
         return None
     categories = [np.asarray(c, dtype=object) for c in step.categories_]
     if not all(v is None or type(v) is str for c in categories for v in c):  # NaN would need its own match
@@ -80,8 +85,11 @@ def _one_hot(step: OneHotEncoder, kind: str) -> Step | None:
     return encoded
 
 
-_STEPS: dict[type, Callable[[Any, str], Step | None]] = {SimpleImputer: _imputer, StandardScaler: _scaler,
-                                                           OneHotEncoder: _one_hot}
+_STEPS: dict[type, Callable[[Any, str], Step | None]] = {
+    SimpleImputer: _imputer,
+    StandardScaler: _scaler,
+    OneHotEncoder: _one_hot,
+}
 
 
 @dataclass(frozen=True)
@@ -94,8 +102,9 @@ class _Branch:
         dtype = np.float64 if self.kind == protocol.FLOAT else object
         x = np.column_stack([arrays[c] for c in self.columns]).astype(dtype, copy=False)
         if self.kind == protocol.FLOAT and np.isinf(x).any():  # each first step's validation refuses these
-            raise ValueError(f"Input X contains infinity or a value too large for {x.dtype!r} (columns "
-                             f"{list(self.columns)})")
+            raise ValueError(
+                f"Input X contains infinity or a value too large for {x.dtype!r} (columns {list(self.columns)})"
+            )
         for step in self.steps:
             x = step(x)
         return x
@@ -142,8 +151,9 @@ def _branch(transformer: Any, columns: Any, kinds: Mapping[str, str]) -> _Branch
     return _Branch(tuple(columns), kind, tuple(compiled))
 
 
-def compile_pipeline(model: Any, schema: protocol.InputSchema,
-                     example: pd.DataFrame | None = None) -> FastPipeline | None:
+def compile_pipeline(
+    model: Any, schema: protocol.InputSchema, example: pd.DataFrame | None = None
+) -> FastPipeline | None:
     """The fast form of ``model``, or None when it is not one this module reproduces exactly."""
     if not isinstance(model, Pipeline) or len(model.steps) != 2:
         return None
@@ -167,8 +177,7 @@ def compile_pipeline(model: Any, schema: protocol.InputSchema,
     return fast
 
 
-def _reproduces(fast: FastPipeline, ct: ColumnTransformer, schema: protocol.InputSchema,
-                example: pd.DataFrame) -> bool:
+def _reproduces(fast: FastPipeline, ct: ColumnTransformer, schema: protocol.InputSchema, example: pd.DataFrame) -> bool:
     """The compiled transform gives the transformer's own output on ``example``, bit for bit."""
     try:
         rows = protocol.validate(protocol.Table.from_frame(example), schema)
@@ -176,5 +185,8 @@ def _reproduces(fast: FastPipeline, ct: ColumnTransformer, schema: protocol.Inpu
         got = fast.transform(rows.arrays)
     except Exception:  # an example the fast form cannot take: keep the pipeline's own path
         return False
-    return isinstance(expected, np.ndarray) and expected.shape == got.shape and \
-        np.array_equal(expected, got.astype(expected.dtype, copy=False), equal_nan=True)
+    return (
+        isinstance(expected, np.ndarray)
+        and expected.shape == got.shape
+        and np.array_equal(expected, got.astype(expected.dtype, copy=False), equal_nan=True)
+    )

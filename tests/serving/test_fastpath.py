@@ -24,6 +24,7 @@ from mlops_assets.serving import protocol
 from mlops_assets.serving.batching import Batcher
 from mlops_assets.serving.fastpath import compile_pipeline
 from mlops_assets.serving.models import Slot
+from tests.support.tiny_models import data, train
 
 LOADERS = {"wine": load_wine, "breast_cancer": load_breast_cancer, "diabetes": load_diabetes}
 
@@ -44,13 +45,23 @@ def _frame(name: str) -> tuple[pd.DataFrame, pd.Series, list[str], list[str]]:
 
 def _pipeline(numeric: list[str], categorical: list[str], estimator) -> Pipeline:
     """The platform's preprocessor (core/features.py build_preprocessor) before ``estimator``."""
-    pre = ColumnTransformer([
-        ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
-         numeric),
-        ("categorical", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                                  ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]),
-         categorical),
-    ], remainder="drop", verbose_feature_names_out=False)
+    pre = ColumnTransformer(
+        [
+            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categorical,
+            ),
+        ],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )
     return Pipeline([("preprocess", pre), ("model", estimator)])
 
 
@@ -65,13 +76,16 @@ def _rows(slot: Slot, frame: pd.DataFrame) -> protocol.Rows:
     return protocol.validate(protocol.Table.from_frame(frame), slot.schema)
 
 
-@pytest.mark.parametrize(("data", "estimator"), [
-    ("wine", HistGradientBoostingClassifier(max_iter=30, random_state=0)),
-    ("wine", LogisticRegression(max_iter=2000)),
-    ("breast_cancer", HistGradientBoostingClassifier(max_iter=30, random_state=0)),
-    ("breast_cancer", LogisticRegression(max_iter=2000)),
-    ("diabetes", HistGradientBoostingRegressor(max_iter=30, random_state=0)),
-])
+@pytest.mark.parametrize(
+    ("data", "estimator"),
+    [
+        ("wine", HistGradientBoostingClassifier(max_iter=30, random_state=0)),
+        ("wine", LogisticRegression(max_iter=2000)),
+        ("breast_cancer", HistGradientBoostingClassifier(max_iter=30, random_state=0)),
+        ("breast_cancer", LogisticRegression(max_iter=2000)),
+        ("diabetes", HistGradientBoostingRegressor(max_iter=30, random_state=0)),
+    ],
+)
 def test_fast_path_predictions_are_identical_to_pipeline_predict(data: str, estimator) -> None:
     x, y, numeric, categorical = _frame(data)
     model = _pipeline(numeric, categorical, estimator).fit(x, y)
@@ -89,14 +103,15 @@ def test_merged_requests_and_a_bad_row_behave_as_through_the_pipeline() -> None:
     x, y, numeric, categorical = _frame("breast_cancer")
     model = _pipeline(numeric, categorical, HistGradientBoostingClassifier(max_iter=20, random_state=0)).fit(x, y)
     slot = _slot(model, x)
-    parts = [x.iloc[i:i + n] for i, n in ((0, 1), (5, 3), (20, 7))]
+    parts = [x.iloc[i : i + n] for i, n in ((0, 1), (5, 3), (20, 7))]
     bad = x.iloc[:1].assign(**{numeric[2]: np.inf})  # a finite-only check refuses it, as the imputer's does
 
     async def run() -> list:
         batcher = Batcher()
         try:
-            return await asyncio.gather(*(batcher.predict(slot, _rows(slot, p)) for p in [*parts, bad]),
-                                        return_exceptions=True)
+            return await asyncio.gather(
+                *(batcher.predict(slot, _rows(slot, p)) for p in [*parts, bad]), return_exceptions=True
+            )
         finally:
             batcher.close()
 
@@ -125,3 +140,11 @@ def test_shapes_it_cannot_reproduce_are_left_to_the_pipeline(change: str) -> Non
     model.fit(x, y)
     schema = protocol.InputSchema.from_signature(infer_signature(x.head(5), model.predict(x.head(5))))
     assert compile_pipeline(model, schema, x.head(5)) is None
+
+
+def test_the_gateway_tests_model_takes_the_fast_path() -> None:
+    """So tests/serving/test_gateway.py (metrics per version and slot, logs, swaps, canary) runs through it."""
+    x, _ = data(50, 0)
+    model = train(1)
+    schema = protocol.InputSchema.from_signature(infer_signature(x.head(5), model.predict(x.head(5))))
+    assert compile_pipeline(model, schema, x.head(5)) is not None
