@@ -2,6 +2,12 @@
 
 A scikit-learn Pipeline costs about the same per call for one row as for a hundred, so merging the requests
 that arrive together multiplies throughput; running the call on a worker thread keeps the event loop free.
+
+A call of a few rows runs with one OpenMP thread: HistGradientBoosting's prediction otherwise starts a
+parallel region per tree, and waking the team costs far more than predicting a few rows (several ms per call
+on a loaded 2-core machine, measured by ``benchmarks/serving.py``); large calls keep every thread. OpenMP's
+limit belongs to the calling thread, so it never touches the poller's or the event loop's (BLAS limits would
+be process-wide, and BLAS already runs small products on one thread).
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from threadpoolctl import ThreadpoolController
+
 from mlops_assets.core.probabilities import Predicted
 from mlops_assets.serving import protocol
 from mlops_assets.serving.models import Slot
 
 MAX_BATCH_ROWS = 4096  # rows merged into one predict call; a bigger request still goes alone
 BATCH_WINDOW_SECONDS = 0.002  # the longest a call waits for the requests it expects (see Batcher)
+SINGLE_THREAD_ROWS = 512  # calls of up to this many rows run with one OpenMP thread (the module's docstring)
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class Batcher:
         self._enough: asyncio.Future[None] | None = None
         self._drainer: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="predict")
+        self._threads: ThreadpoolController | None = None  # made on the worker, once the model's libraries load
 
     async def predict(self, slot: Slot, rows: protocol.Rows) -> Answer:
         loop = asyncio.get_running_loop()
@@ -84,7 +94,7 @@ class Batcher:
                 self._expected = take
                 self.calls += len({id(job.slot) for job in jobs})
                 try:
-                    results = await loop.run_in_executor(self._executor, _predict_jobs, jobs)
+                    results = await loop.run_in_executor(self._executor, self._predict, jobs, rows)
                 except RuntimeError as exc:  # the executor is shut down: the gateway is stopping
                     results = [exc] * len(jobs)
                 for job, result in zip(jobs, results, strict=True):
@@ -96,6 +106,15 @@ class Batcher:
                         job.future.set_result(result)
         finally:
             self._drainer = None
+
+    def _predict(self, jobs: Sequence[_Job], rows: int) -> list[Answer | Exception]:
+        """Worker thread: the call, with one OpenMP thread when it is small (the limit is this thread's)."""
+        if rows > SINGLE_THREAD_ROWS:
+            return _predict_jobs(jobs)
+        if self._threads is None:
+            self._threads = ThreadpoolController()
+        with self._threads.limit(limits=1, user_api="openmp"):
+            return _predict_jobs(jobs)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -119,9 +138,9 @@ def _predict_jobs(jobs: Sequence[_Job]) -> list[Answer | Exception]:
     for i, job in enumerate(jobs):
         groups[id(job.slot)].append(i)
     for members in groups.values():
-        predictor = jobs[members[0]].slot.predictor
+        slot = jobs[members[0]].slot
         try:
-            predicted = predictor.predict(protocol.Rows.concat([jobs[i].rows for i in members]))
+            predicted = slot.predict([jobs[i].rows for i in members])
             if len(predicted) != sum(jobs[i].rows.n for i in members):
                 raise ValueError(f"the model returned {len(predicted)} predictions for a batch of requests")
         except Exception as exc:
@@ -130,7 +149,7 @@ def _predict_jobs(jobs: Sequence[_Job]) -> list[Answer | Exception]:
                 continue
             for i in members:
                 try:
-                    results[i] = _answer(predictor.predict(jobs[i].rows.frame()))
+                    results[i] = _answer(slot.predict([jobs[i].rows]))
                 except Exception as single:  # this request's rows are what the model cannot score
                     results[i] = single
             continue

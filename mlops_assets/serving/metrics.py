@@ -48,12 +48,19 @@ class Metrics:
                                          "Request ids in refused feedback that the gateway never served.",
                                          registry=self.registry)
         self.registry.register(_PredictCalls(predict_calls))
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram, Counter]] = {}
 
     def observe(self, version: str, status: str, seconds: float = 0.0, rows: int = 0) -> None:
-        self._requests.labels(model_version=version, status=status).inc()
+        children = self._children.get((version, status))
+        if children is None:  # label lookups cost more than the counting: once per version and outcome
+            children = self._children[(version, status)] = (
+                self._requests.labels(model_version=version, status=status),
+                self._latency.labels(model_version=version), self._rows.labels(model_version=version))
+        requests, latency, predicted_rows = children
+        requests.inc()
         if status == "ok":
-            self._latency.labels(model_version=version).observe(seconds)
-            self._rows.labels(model_version=version).inc(rows)
+            latency.observe(seconds)
+            predicted_rows.inc(rows)
 
     def feedback(self, outcome: str, unknown_request_ids: int = 0) -> None:
         self._feedback.labels(outcome=outcome).inc()

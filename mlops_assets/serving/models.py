@@ -16,6 +16,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,12 +26,14 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
+from threadpoolctl import threadpool_limits
 
 from mlops_assets.core.contracts import CANARY, CANARY_PERCENT_TAG, CHAMPION, RELEASE_MODE_TAG
-from mlops_assets.core.probabilities import Predictor
+from mlops_assets.core.probabilities import Predicted, Predictor
 from mlops_assets.core.registry import ModelRegistry
 from mlops_assets.serving import protocol
 from mlops_assets.serving.config import GatewayConfig
+from mlops_assets.serving.fastpath import FastPipeline, compile_pipeline
 
 RETRY_FAILED_SECONDS = 60.0  # a version that failed to load is tried again after this (the cause may pass)
 _NO_ALIAS = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}  # MLflow's codes for a missing model/alias
@@ -40,16 +43,24 @@ _NO_ALIAS = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}  # MLflow's c
 @dataclass(frozen=True)
 class Slot:
     """One loaded model version with its compiled signature and what it says about classes (``predictor``:
-    probabilities once per call for classifiers); immutable, so sharing it needs no lock."""
+    probabilities once per call for classifiers), and its preprocessing compiled to numpy when it is one of the
+    platform's shapes (``fast``); immutable, so sharing it needs no lock."""
 
     version: str
     model: Any
     schema: protocol.InputSchema
     loaded_at: str
+    fast: FastPipeline | None = field(default=None, compare=False, repr=False)  # see serving/fastpath.py
     predictor: Predictor = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "predictor", Predictor.of(self.model))
+
+    def predict(self, parts: Sequence[protocol.Rows]) -> Predicted:
+        """The model's answer for the rows of requests checked against this slot's schema."""
+        if self.fast is not None:
+            return self.fast.predict(parts)
+        return self.predictor.predict(protocol.Rows.concat(parts))
 
 
 @dataclass(frozen=True)
@@ -185,9 +196,13 @@ class ModelManager:
                              logged=tuple(dict.fromkeys(c for c in kept if c)))
             model = mlflow.sklearn.load_model(local)
             example = meta.load_input_example(local)
-        slot = Slot(version, model, schema, datetime.now(UTC).isoformat(timespec="seconds"))
-        if isinstance(example, pd.DataFrame):
-            slot.predictor.predict(protocol.conform(example, schema))  # the very call serving makes
+        if not isinstance(example, pd.DataFrame):
+            example = None
+        slot = Slot(version, model, schema, datetime.now(UTC).isoformat(timespec="seconds"),
+                    compile_pipeline(model, schema, example))
+        if example is not None:  # the very call serving makes, on one thread as there (batching)
+            with threadpool_limits(limits=1, user_api="openmp"):
+                slot.predict([protocol.validate(protocol.Table.from_frame(example), schema)])
         return slot
 
     def start(self) -> None:

@@ -4,7 +4,8 @@ Bad input becomes a ``ProtocolError`` with an HTTP status and a message that nam
 gateway answers 4xx in MLflow's error shape and never a 500. The hot path builds no DataFrame per request:
 a body is decoded to plain columns (``Table``), checked into one typed array per model column (``Rows``),
 and the rows of many requests become one DataFrame per model call (``Rows.concat``), because a pandas
-frame costs about as much to build for one row as for a thousand.
+frame costs about as much to build for one row as for a thousand; a model whose preprocessing is compiled
+(``fastpath.py``) takes the arrays themselves.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -197,9 +199,18 @@ def read_table(body: bytes, content_type: str | None, schema: InputSchema | None
     raise ProtocolError(415, f"unsupported content type {mime!r}; use {JSON}, {CSV} or {PARQUET}")
 
 
+def _loads(body: bytes) -> Any:
+    """orjson (several times faster); what it refuses (NaN/Infinity literals, integers beyond 64 bits, bad
+    JSON) goes to the standard library, which reads the first two as before and words the error as before."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
 def _json_table(body: bytes) -> Table:
     try:
-        payload = json.loads(body)
+        payload = _loads(body)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ProtocolError(400, f"body is not valid JSON: {exc}") from exc
     if not isinstance(payload, dict):

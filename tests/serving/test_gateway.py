@@ -428,3 +428,21 @@ def test_concurrent_requests_share_one_model_call_and_bad_rows_fail_alone(champi
     assert [r.outputs for r in results[:-1]] == [champion.predict(p).tolist() for p in parts]
     assert [r.probabilities for r in results[:-1]] == [champion.predict_proba(p).tolist() for p in parts]
     assert isinstance(results[-1], ValueError)
+
+
+def test_the_lean_invocations_route_keeps_the_apps_answers(tmp_path: Path) -> None:
+    """POST /invocations bypasses Starlette's stack: other methods still get 405, no model yet a 503, and a bug
+    a 500 in MLflow's shape with the request id (its trace logged)."""
+    db = f"sqlite:///{tmp_path / 'empty.db'}"
+    gw = GatewayThread(GatewayConfig(model_name=MODEL, tracking_uri=db, registry_uri=db, log_root=tmp_path,
+                                     port=0, poll_seconds=3600)).start()
+    try:
+        assert httpx.get(f"{gw.url}/invocations").status_code == 405
+        unavailable = httpx.post(f"{gw.url}/invocations", json={"inputs": {"x": 1}}, timeout=30)
+        assert unavailable.status_code == 503 and unavailable.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        gw._server.config.app.gateway.manager.routing = None  # a bug in the handler: AttributeError
+        broken = httpx.post(f"{gw.url}/invocations", json={"inputs": {"x": 1}}, headers={"X-Request-ID": "r-1"})
+        assert broken.status_code == 500 and broken.json()["error_code"] == "INTERNAL_ERROR"
+        assert "AttributeError" in broken.json()["message"] and broken.headers["X-Request-ID"] == "r-1"
+    finally:
+        gw.stop()

@@ -173,3 +173,11 @@ def test_parse_and_conform_work_on_dataframes():
                                       (7, False)])
 def test_request_ids(value: object, ok: bool):
     assert protocol.valid_request_id(value) is ok
+
+
+def test_json_that_only_the_standard_library_reads_is_read_as_before() -> None:
+    """orjson refuses NaN/Infinity literals and integers past 64 bits; those bodies still decode as they did."""
+    body = b'{"dataframe_split": {"columns": ["age", "region"], "data": [[NaN, "n"], [Infinity, "s"], [%d, "e"]]}}'
+    table = protocol.read_table(body % (2**70), JSON)
+    ages = table.columns["age"]
+    assert np.isnan(ages[0]) and ages[1] == float("inf") and ages[2] == 2**70
