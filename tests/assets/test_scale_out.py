@@ -80,11 +80,10 @@ def pg_instance(postgres: Postgres, lay: settings.Layout, monkeypatch: pytest.Mo
         _point_dagster_at(postgres, db, monkeypatch)
         shutil.copy(DEPLOY / "dagster.yaml", lay.dagster_home / "dagster.yaml")
         monkeypatch.setenv("DAGSTER_HOME", str(lay.dagster_home))
-        instance = DagsterInstance.from_config(str(lay.dagster_home))
-        try:
+        # Entered, so that Dagster's context-scoped state storage is this live instance's and not one left behind
+        # by an earlier test's (already collected) instance.
+        with DagsterInstance.from_config(str(lay.dagster_home)) as instance:
             yield instance
-        finally:
-            instance.dispose()
 
 
 @pytest.fixture

@@ -139,4 +139,7 @@ def test_drift_and_decay_firing_together_start_one_retraining(manual_retraining,
     assert len(tracking.versions()) == 2  # the second run trained nothing
     messages = [r.event_log_entry.user_message or "" for r in instance.get_records_for_run(second.run_id).records]
     assert any("downstream stages are skipped" in m for m in messages)
-    assert instance.get_latest_materialization_event(AssetKey("candidate_model")).run_id == first.run_id
+    latest = instance.fetch_materializations(AssetKey("candidate_model"), limit=10).records  # newest first
+    trained = [e.run_id for e in latest if "skipped" not in e.asset_materialization.metadata]
+    assert trained[0] == first.run_id  # the second run's candidate is the champion, marked skipped
+    assert latest[0].run_id == second.run_id and "skipped" in latest[0].asset_materialization.metadata
