@@ -3,11 +3,12 @@
 ``require_approval`` the smoke-tested version is held instead, and ``approved_release`` puts it out once a
 person approved it. Every alias move lands in the registry's audit trail and in the materialization's metadata."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import mlflow
-from dagster import AssetExecutionContext, Config, Failure, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AssetsDefinition, Config, Failure, MetadataValue, Output, asset
 
 from mlops_assets.core.audit import format_line
 from mlops_assets.core.contracts import (
@@ -29,24 +30,35 @@ from mlops_assets.retries import retry_transient
 from resources import Alerter, ContinuousTraining, DataStore, MlflowTracking, ServingGateway
 
 
-class DeploymentConfig(Config):
-    """blue_green: all traffic moves at once after the smoke test. canary: ``canary_percent`` of traffic (sticky by
-    entity id) goes to the new version until the canary sensor promotes or rolls it back. shadow: the new version
-    gets a copy of all traffic; its answers are logged, never returned."""
+class ReleaseConfig(Config):
+    """How a version goes out. blue_green: all traffic moves at once after the smoke test. canary:
+    ``canary_percent`` of traffic (sticky by entity id) goes to the new version until the canary sensor promotes or
+    rolls it back. shadow: the new version gets a copy of all traffic; its answers are logged, never returned."""
 
     strategy: str = "blue_green"
     canary_percent: float = 10.0
     wait_for_gateway: bool = True
 
 
-@asset(
-    group_name="deployment",
-    io_manager_key="records",
-    description="The registered version released to serving (blue-green): smoke-tested on holdout rows, then "
-                "the `champion` alias moves atomically and the gateway hot-swaps to it without a restart. "
-                "The previous champion stays aliased `previous` for a one-step rollback.",
+class DeploymentConfig(ReleaseConfig):
+    """The release of the version the training run just registered."""
+
+
+def release_asset(description: str) -> Callable[[Callable], AssetsDefinition]:
+    """One declaration for the assets that move aliases: a record through the records IO manager, in the
+    deployment group, transient faults (MLflow, the gateway) retried."""
+
+    def declare(fn: Callable) -> AssetsDefinition:
+        return asset(group_name="deployment", io_manager_key="records", description=description)(retry_transient(fn))
+
+    return declare
+
+
+@release_asset(
+    "The registered version released to serving (blue-green): smoke-tested on holdout rows, then the `champion` "
+    "alias moves atomically and the gateway hot-swaps to it without a restart. The previous champion stays aliased "
+    "`previous` for a one-step rollback."
 )
-@retry_transient
 def deployment(context: AssetExecutionContext, config: DeploymentConfig, store: DataStore,
                tracking: MlflowTracking, gateway: ServingGateway, alerts: Alerter,
                continuous_training: ContinuousTraining, registered_model: RegisteredModelRecord,
@@ -122,8 +134,9 @@ def _hold_for_approval(context: AssetExecutionContext, config: DeploymentConfig,
                                     **_audit_metadata(context, tracking)})
 
 
-def _release(context: AssetExecutionContext, config: Any, tracking: MlflowTracking, gateway: ServingGateway,
-             alerts: Alerter, version: str, why: dict[str, Any], dataset_id: str) -> Output[DeploymentRecord]:
+def _release(context: AssetExecutionContext, config: ReleaseConfig, tracking: MlflowTracking,
+             gateway: ServingGateway, alerts: Alerter, version: str, why: dict[str, Any],
+             dataset_id: str) -> Output[DeploymentRecord]:
     """Put ``version`` out with ``config.strategy``: blue-green (the gateway must follow, else the aliases go back)
     or into the canary slot."""
     if config.strategy in RELEASE_MODES:
@@ -159,8 +172,9 @@ def _release(context: AssetExecutionContext, config: Any, tracking: MlflowTracki
     })
 
 
-def _start_canary(context: AssetExecutionContext, config: Any, tracking: MlflowTracking, gateway: ServingGateway,
-                  version: str, why: dict[str, Any], dataset_id: str) -> Output[DeploymentRecord]:
+def _start_canary(context: AssetExecutionContext, config: ReleaseConfig, tracking: MlflowTracking,
+                  gateway: ServingGateway, version: str, why: dict[str, Any],
+                  dataset_id: str) -> Output[DeploymentRecord]:
     if tracking.version_by_alias(CHAMPION) is None:
         raise Failure(description=f"a {config.strategy} release needs a champion to compare with; deploy the first "
                                   "model with strategy blue_green")
@@ -176,23 +190,17 @@ def _start_canary(context: AssetExecutionContext, config: Any, tracking: MlflowT
                                     "gateway_confirmed": bool(served), **_audit_metadata(context, tracking)})
 
 
-class ApprovedReleaseConfig(Config):
+class ApprovedReleaseConfig(ReleaseConfig):
     """Set by the approval sensor from the version's approval tags: the strategy its training run asked for."""
 
     version: str
-    strategy: str = "blue_green"
-    canary_percent: float = 10.0
-    wait_for_gateway: bool = True
 
 
-@asset(
-    group_name="deployment",
-    io_manager_key="records",
-    description="A version held for approval (require_approval) released after `mlops registry approve`: "
-                "launched by the approval sensor, with the strategy its training run was configured with. The "
-                "smoke test ran before it was held; a gateway that cannot load it rolls back.",
+@release_asset(
+    "A version held for approval (require_approval) released after `mlops registry approve`: launched by the "
+    "approval sensor, with the strategy its training run was configured with. The smoke test ran before it was "
+    "held; a gateway that cannot load it rolls back."
 )
-@retry_transient
 def approved_release(context: AssetExecutionContext, config: ApprovedReleaseConfig, tracking: MlflowTracking,
                      gateway: ServingGateway, alerts: Alerter) -> Output[DeploymentRecord]:
     _check_strategy(config.strategy, config.canary_percent)
@@ -213,14 +221,10 @@ class CanaryReleaseConfig(Config):
     evidence: list[str] = []
 
 
-@asset(
-    group_name="deployment",
-    io_manager_key="records",
-    description="The end of a canary or shadow release, decided by the canary sensor from live evidence: the "
-                "canary version is promoted to champion, or withdrawn. Each decision is one materialization "
-                "carrying its evidence.",
+@release_asset(
+    "The end of a canary or shadow release, decided by the canary sensor from live evidence: the canary version is "
+    "promoted to champion, or withdrawn. Each decision is one materialization carrying its evidence."
 )
-@retry_transient
 def canary_release(context: AssetExecutionContext, config: CanaryReleaseConfig, tracking: MlflowTracking,
                    gateway: ServingGateway, alerts: Alerter) -> Output[CanaryReleaseRecord]:
     if config.action not in ("promote", "rollback"):
