@@ -1,15 +1,15 @@
 """Sensors of the data stage: new files in the landing zone, and new dataset versions to train on."""
 
-import json
+import functools
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
-from mlops_assets.core import contracts, ingestion, triggers, validation, versions
+from mlops_assets.core import contracts, triggers, validation, versions
 from mlops_assets.core.contracts import CHAMPION, RunKind, Trigger
 from mlops_assets.jobs import ingest_job, training_job
 from mlops_assets.partitions import batch_partitions
-from resources import Alerter, ContinuousTraining, DataStore, LandingFileError, MlflowTracking
-from sensors.common import folder_changes, runs_in_flight
+from resources import Alerter, ContinuousTraining, DataStore, MlflowTracking
+from sensors.common import folder_run_requests, runs_in_flight
 
 
 @sensor(job=ingest_job, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
@@ -17,35 +17,22 @@ from sensors.common import folder_changes, runs_in_flight
                     "partition. Idempotent: the same bytes under the same spec never ingest twice; a file "
                     "that failed is tried again once its bytes or the spec changed.")
 def new_data_sensor(context: SensorEvaluationContext, store: DataStore, alerts: Alerter):
-    seen, listing, todo = folder_changes(context.cursor, store.settled_landing_files())
-    if not todo:
-        return SkipReason(f"no new files in {store.landing}")
-    requests, keys = [], []
-    known = set(context.instance.get_dynamic_partitions(batch_partitions.name))
-    spec_digest = versions.schema_hash(validation.raw_schema(store.spec()))
-    for name in todo:
-        try:
-            path = store.resolve_landing(name)
-            key = ingestion.partition_key_for(path)
-        except (LandingFileError, validation.BatchRejected) as exc:
-            moved = store.quarantine_file(store.landing / name, {"file": name, "reason": str(exc), "failures": []})
-            alerts.alert("batch_quarantined", f"{name} quarantined before ingestion: {exc}", file=name,
-                         quarantined_as=moved.name)
-            seen.pop(name, None)
-            continue
-        sha = versions.sha256_file(path)
-        seen[name] = listing[name]
-        if key not in known:
-            keys.append(key)
-            known.add(key)
-        requests.append(RunRequest(
-            partition_key=key, run_key=triggers.ingest_run_key(name, sha, spec_digest),
-            tags={contracts.SOURCE_FILE: name, contracts.SOURCE_SHA256: sha, contracts.TRIGGER: Trigger.NEW_DATA}))
-    for name in list(seen):
-        if name not in listing:
-            seen.pop(name)  # moved away (quarantined): a corrected file of that name counts as new
-    return SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True),
-                        dynamic_partitions_requests=[batch_partitions.build_add_request(keys)] if keys else [])
+    # the spec is read once a tick, and only when a file is there to ingest
+    spec_digest = functools.cache(lambda: versions.schema_hash(validation.raw_schema(store.spec())))
+
+    def quarantine(name: str, exc: Exception) -> None:
+        moved = store.quarantine_file(store.landing / name, {"file": name, "reason": str(exc), "failures": []})
+        alerts.alert("batch_quarantined", f"{name} quarantined before ingestion: {exc}", file=name,
+                     quarantined_as=moved.name)
+
+    def ingest(name: str, key: str, sha: str) -> RunRequest:
+        return RunRequest(
+            partition_key=key, run_key=triggers.ingest_run_key(name, sha, spec_digest()),
+            tags={contracts.SOURCE_FILE: name, contracts.SOURCE_SHA256: sha, contracts.TRIGGER: Trigger.NEW_DATA})
+
+    # a quarantined file is moved away, so it is forgotten: a corrected file of that name counts as new
+    return folder_run_requests(context, store.landing, store.settled_landing_files(), batch_partitions,
+                               store.resolve_landing, quarantine, ingest, remember_refused=False)
 
 
 @sensor(job=training_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
