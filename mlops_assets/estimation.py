@@ -41,6 +41,7 @@ from mlops_assets.core.probabilities import proba_column
 from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.core.windows import ChunkRule
 from mlops_assets.monitoring import DAILY_MONITORING, WindowConfig, Windows
+from mlops_assets.retries import retry_transient
 from resources import Alerter, DataStore, MlflowTracking, PredictionLog
 
 PRIMARY = {"classification": "accuracy", "regression": "rmse"}  # the metric judged, as live_performance does
@@ -277,6 +278,7 @@ def _check(record: dict[str, Any]) -> AssetCheckResult:
     "MAE, RMSE) for regressors, on the day and on a rolling chunk of the last N rows, each with its "
     "band, the realized value where labels exist, and the estimated_decay verdict.",
 )
+@retry_transient
 def estimated_performance(
     context: AssetExecutionContext,
     config: EstimatedPerformanceConfig,

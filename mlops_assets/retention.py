@@ -7,11 +7,13 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from mlops_assets.core import retention
 from mlops_assets.core.predictions import FEEDBACK, PREDICTIONS
+from mlops_assets.retries import retry_transient
 from resources import PredictionLog
 
 
 @asset(group_name="monitoring", description="Served days of the prediction and feedback logs beyond "
        "MLOPS_PREDICTION_RETENTION_DAYS, deleted; the monitoring records computed from them stay.")
+@retry_transient
 def prediction_log_retention(context: AssetExecutionContext, prediction_log: PredictionLog) -> MaterializeResult:
     keep = prediction_log.retention_days
     today = datetime.now(UTC).date()

@@ -3,7 +3,8 @@
 A plain ``RetryPolicy`` on an asset would retry every failure, a quarantined batch or a refused gate included.
 So :func:`retry_transient` asks ``core.transient.is_transient`` about each failure and requests a retry only
 for a transient one, waiting as the configured policy (exponential backoff with jitter) says; anything else
-fails the step at once, exactly as it was raised.
+fails the step at once, exactly as it was raised. A step that has already written what a rerun would write again
+raises :class:`FinalFailure` to say that its fault, transient or not, must not be retried.
 """
 
 import functools
@@ -11,10 +12,18 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from dagster import Backoff, Jitter, RetryPolicy, RetryRequested
+from dagster import Backoff, Failure, Jitter, RetryPolicy, RetryRequested
 
 from mlops_assets import settings
 from mlops_assets.core.transient import is_transient
+
+
+class FinalFailure(Failure):
+    """A failure the step declares final: it is not retried even when a transient fault caused it."""
+
+
+def _retried(exc: Exception) -> bool:
+    return not isinstance(exc, FinalFailure) and is_transient(exc)
 
 
 def transient_policy() -> RetryPolicy:
@@ -43,7 +52,7 @@ def retry_transient(fn: Callable) -> Callable:
             try:
                 yield from fn(context, *args, **kwargs)
             except Exception as exc:
-                if not is_transient(exc):
+                if not _retried(exc):
                     raise
                 raise retry(context, exc) from exc
 
@@ -54,7 +63,7 @@ def retry_transient(fn: Callable) -> Callable:
         try:
             return fn(context, *args, **kwargs)
         except Exception as exc:
-            if not is_transient(exc):
+            if not _retried(exc):
                 raise
             raise retry(context, exc) from exc
 

@@ -19,7 +19,9 @@ from pydantic import Field
 from mlops_assets.core import contracts
 from mlops_assets.core import scoring as logic
 from mlops_assets.core.tables import markdown_table
+from mlops_assets.core.transient import is_transient
 from mlops_assets.partitions import scoring_partitions
+from mlops_assets.retries import FinalFailure, retry_transient
 from resources import Alerter, DataStore, LandingFileError, MlflowTracking, PredictionLog, ScoringZone
 
 REJECTION_POLICY = ("rows that break a rule of the raw schema (without the target) are not scored: they are "
@@ -42,6 +44,7 @@ class ScoringConfig(Config):
                 "with id, event time, prediction, class probabilities, model version and batch id; every scored "
                 "row is also logged like an online prediction (slot `batch`), so monitoring covers it.",
 )
+@retry_transient
 def batch_predictions(context: AssetExecutionContext, config: ScoringConfig, scoring: ScoringZone,
                       store: DataStore, tracking: MlflowTracking, prediction_log: PredictionLog,
                       alerts: Alerter) -> MaterializeResult:
@@ -63,6 +66,13 @@ def batch_predictions(context: AssetExecutionContext, config: ScoringConfig, sco
                 refused.append(f"{key}: {exc}" + (f"\n  report: {exc.report_path}"
                                                    if isinstance(exc, logic.ScoringRejected) else ""))
                 continue
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # the model is loaded, MLflow done with: this fault may come after rows of the run were logged
+                raise FinalFailure(description=f"scoring {key} stopped by {type(exc).__name__}: {exc}; not retried, "
+                                               "since rows of this run may already be in the prediction log and a "
+                                               "retry would log them twice: check the log, then re-run") from exc
             context.log.info(f"batch {key}: {result.scored} of {result.rows} rows scored by v{version} -> "
                              f"{result.output}")
             if result.rejected:
