@@ -10,6 +10,7 @@ from pydantic import PrivateAttr
 from mlops_assets.core import labels as by_id
 from mlops_assets.core import predictions as logs
 from mlops_assets.core import retention
+from mlops_assets.core.event_time import EventLog
 from mlops_assets.core.spec import DatasetSpec
 
 DELIVERY_TIMEOUT_SECONDS = 600.0  # a label delivery waits this long for its lines to be written
@@ -67,8 +68,10 @@ class PredictionLog(ConfigurableResource):
         lines = logs.iter_log(self.root, logs.PREDICTIONS, tuple(f'"{column}"' for column in wanted))
         return by_id.join_by_id(labels, by_id.latest_predictions(lines, wanted, timestamp_column))
 
-    def count(self, day: date) -> int:
-        return logs.count_predictions(self.root, day)
+    def rows_per_event_day(self, timestamp_column: str | None) -> dict[str, int]:
+        """Rows logged per event day (ISO day -> rows), from the event-day index, which this brings up to date
+        (a serving day is re-read only when its log files changed)."""
+        return EventLog(self.root, timestamp_column).rows_per_event_day()
 
     def served_days(self) -> retention.Served:
         return retention.served_days(self.root)

@@ -14,14 +14,18 @@ from dagster import (
     build_schedule_from_partitioned_job,
     sensor,
 )
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from mlops_assets.asset_metadata import latest_metadata
 from mlops_assets.core import triggers
 from mlops_assets.core.contracts import CHAMPION, CHAMPION_VERSION, TRIGGER, RunKind, Trigger
 from mlops_assets.jobs import monitoring_job, training_job
 from mlops_assets.monitoring import LivePerformanceConfig
-from resources import Alerter, ContinuousTraining, MlflowTracking, PredictionLog
+from mlops_assets.partitions import daily_partitions
+from resources import Alerter, ContinuousTraining, DataStore, MlflowTracking, PredictionLog
 from sensors.common import runs_in_flight, seconds_since_last_training
+
+MONITOR_DAYS_PER_TICK = 31  # event days one tick asks for at most, newest first; the older ones on later ticks
 
 
 def _cooling_down(context: SensorEvaluationContext, continuous_training: ContinuousTraining) -> bool:
@@ -34,21 +38,21 @@ def _today() -> str:
 
 
 @sensor(jobs=[monitoring_job, training_job], minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
-        description="Asks for today's drift report and live performance whenever enough new predictions were "
-                    "served; when the newest drift report finds drift against the serving champion, launches "
-                    "one retraining for that drift episode.")
-def drift_sensor(context: SensorEvaluationContext, tracking: MlflowTracking, prediction_log: PredictionLog,
-                 continuous_training: ContinuousTraining):
+        description="Asks for the drift report and live performance of every event day that received new "
+                    "predictions (today's as its traffic grows, past days a replay or batch scoring filled), at most "
+                    f"{MONITOR_DAYS_PER_TICK} days a tick; when the newest drift report finds drift against the "
+                    "serving champion, launches one retraining for that drift episode.")
+def drift_sensor(context: SensorEvaluationContext, tracking: MlflowTracking, store: DataStore,
+                 prediction_log: PredictionLog, continuous_training: ContinuousTraining):
     state = json.loads(context.cursor) if context.cursor else {}
     today = _today()
-    requests = []
-    rows = prediction_log.count(datetime.fromisoformat(today).date())
-    last = state.get("rows", 0) if state.get("day") == today else 0
-    if triggers.monitoring_due(rows, last, continuous_training.drift_every_rows) \
-            and not runs_in_flight(context.instance, RunKind.MONITORING):
-        requests.append(RunRequest(job_name=monitoring_job.name, partition_key=today,
-                                   run_key=f"monitor:{today}:{rows}", tags={TRIGGER: Trigger.TRAFFIC}))
-        state = {"day": today, "rows": rows}
+    rows = prediction_log.rows_per_event_day(store.spec().timestamp_column)
+    asked = _asked(state, rows, today)
+    requests, notes = [], ["a monitoring run is in flight"]
+    if not runs_in_flight(context.instance, RunKind.MONITORING):
+        requests, notes = _monitoring_requests(rows, asked, today, continuous_training.drift_every_rows)
+        if notes:
+            context.log.warning("; ".join(notes))
     champion = tracking.version_by_alias(CHAMPION)
     key = triggers.drift_retrain_key(latest_metadata(context.instance, "drift_report"),
                                      champion.version if champion else None)
@@ -56,9 +60,55 @@ def drift_sensor(context: SensorEvaluationContext, tracking: MlflowTracking, pre
             and not _cooling_down(context, continuous_training):
         requests.append(RunRequest(job_name=training_job.name, run_key=key,
                                    tags={TRIGGER: Trigger.DRIFT, CHAMPION_VERSION: champion.version}))
+    cursor = json.dumps({"days": asked}, sort_keys=True)
     if not requests:
-        return SensorResult(skip_reason=f"{rows} predictions today; no new evidence", cursor=json.dumps(state))
-    return SensorResult(run_requests=requests, cursor=json.dumps(state))
+        return SensorResult(skip_reason="; ".join([f"{rows.get(today, 0)} predictions today; no new evidence",
+                                                   *notes]), cursor=cursor)
+    return SensorResult(run_requests=requests, cursor=cursor)
+
+
+def _asked(state: dict, rows: dict[str, int], today: str) -> dict[str, int]:
+    """Event day -> rows when its monitoring was last asked for, for the days still in the log. A cursor of the
+    earlier form (today's count only) takes the past days as handled: they were monitored by the schedule or
+    `mlops monitor run`, and are not all asked for again at once."""
+    if "days" in state:
+        return {day: n for day, n in state["days"].items() if day in rows}
+    asked = {day: n for day, n in rows.items() if state and day != today}
+    if state.get("day") == today:
+        asked[today] = state["rows"]
+    return asked
+
+
+def _monitoring_requests(rows: dict[str, int], asked: dict[str, int], today: str,
+                         every: int) -> tuple[list[RunRequest], list[str]]:
+    """The monitoring runs due (newest days first, at most ``MONITOR_DAYS_PER_TICK`` days, consecutive days in one
+    run), ``asked`` updated for them, and what was left out and why."""
+    notes = []
+    due = triggers.monitoring_days_due(rows, asked, today, every)
+    outside = [day for day in due if not daily_partitions.has_partition_key(day)]
+    if outside:  # recorded as asked, so said again only when they grow by `every` rows
+        notes.append(f"not monitored: {len(outside)} event day(s) outside the monitoring partitions "
+                     f"({daily_partitions.get_first_partition_key()} to {daily_partitions.get_last_partition_key()}),"
+                     f" e.g. {', '.join(outside[:3])}")
+        asked.update({day: rows[day] for day in outside})
+    due = [day for day in due if day not in outside]
+    if len(due) > MONITOR_DAYS_PER_TICK:
+        notes.append(f"{len(due) - MONITOR_DAYS_PER_TICK} older event day(s) wait for the next ticks")
+    due = due[:MONITOR_DAYS_PER_TICK]
+    asked.update({day: rows[day] for day in due})
+    return [_monitoring_request(first, last, rows) for first, last in triggers.day_runs(due)], notes
+
+
+def _monitoring_request(first: str, last: str, rows: dict[str, int]) -> RunRequest:
+    """One monitoring run over consecutive event days; its run key names the days and their rows, so the same
+    evidence is never evaluated twice."""
+    if first == last:
+        return RunRequest(job_name=monitoring_job.name, partition_key=first, run_key=f"monitor:{first}:{rows[first]}",
+                          tags={TRIGGER: Trigger.TRAFFIC})
+    total = sum(n for day, n in rows.items() if first <= day <= last)
+    return RunRequest(job_name=monitoring_job.name, run_key=f"monitor:{first}..{last}:{total}",
+                      tags={TRIGGER: Trigger.TRAFFIC, ASSET_PARTITION_RANGE_START_TAG: first,
+                            ASSET_PARTITION_RANGE_END_TAG: last})
 
 
 @sensor(job=training_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,

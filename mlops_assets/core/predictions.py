@@ -255,8 +255,3 @@ def read_feedback(root: str | Path, day: date) -> pd.DataFrame:
             rows.append({"request_id": rec["request_id"], "row": i, "label": label, "ts": rec["ts"]})
     frame = pd.DataFrame(rows, columns=["request_id", "row", "label", "ts"])
     return frame.drop_duplicates(["request_id", "row"], keep="last").drop(columns="ts")
-
-
-def count_predictions(root: str | Path, day: date) -> int:
-    """Number of predicted rows logged on a day, read cheaply for sensors."""
-    return sum(len(rec.get("data", [])) for rec in _iter_lines(root, PREDICTIONS, day))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, timedelta
 
 
 def file_signature(size: int, mtime_ns: int) -> str:
@@ -22,6 +23,27 @@ def ingest_run_key(name: str, sha256: str, schema_digest: str) -> str:
 
 def monitoring_due(rows_today: int, rows_at_last_request: int, every: int) -> bool:
     return rows_today >= every and rows_today - rows_at_last_request >= every
+
+
+def monitoring_days_due(rows: Mapping[str, int], asked: Mapping[str, int], today: str, every: int) -> list[str]:
+    """Event days (ISO) whose monitoring is due, newest first: a day whose logged rows grew by ``every`` since it
+    was last asked for (``asked``: day -> rows then), as today's traffic does; and a past day never asked for
+    that has rows at all (a replay or a batch scored into it, or a quiet day now over), however few."""
+    due = [day for day, n in rows.items()
+           if monitoring_due(n, asked.get(day, 0), every) or (day < today and day not in asked and n > 0)]
+    return sorted(due, reverse=True)
+
+
+def day_runs(days: list[str]) -> list[tuple[str, str]]:
+    """ISO days grouped into runs of consecutive days, (first, last) each, oldest first: one monitoring run per
+    run of days (the monitoring assets take a range in one run), none over days nobody asked for."""
+    runs: list[tuple[str, str]] = []
+    for day in sorted(set(days)):
+        if runs and date.fromisoformat(runs[-1][1]) + timedelta(days=1) == date.fromisoformat(day):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
 
 
 def drift_retrain_key(metadata: Mapping[str, object], champion_version: str | None) -> str | None:

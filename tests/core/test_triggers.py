@@ -1,4 +1,4 @@
-"""The new-data sensor's run key: what counts as already ingested."""
+"""What the sensors decide: the new-data run key, the retraining episodes, the event days due for monitoring."""
 
 from mlops_assets.core import triggers
 
@@ -26,3 +26,16 @@ def test_labels_confirm_or_clear_an_estimate_only_once_judged():
     assert triggers.estimate_outcome({**judged, "decayed": False, "labeled_rows": 40}, "3", min_rows=100) is None
     assert triggers.estimate_outcome({**judged, "decayed": False}, "4", min_rows=100) is None
     assert triggers.estimate_outcome({**judged, "offline_baseline": float("nan")}, "3", min_rows=100) is None
+
+
+def test_event_days_due_newest_first_and_consecutive_days_in_one_run():
+    rows = {"2026-03-09": 150, "2026-03-08": 10, "2026-03-07": 10, "2026-03-05": 400, "2026-03-04": 7}
+    asked = {"2026-03-05": 100, "2026-03-04": 2}
+    # today under the threshold waits; past days never asked for are due however few their rows; a day asked
+    # for is due again only after `every` more rows
+    assert triggers.monitoring_days_due(rows, asked, "2026-03-09", every=200) == [
+        "2026-03-08", "2026-03-07", "2026-03-05"]
+    assert triggers.monitoring_days_due({"2026-03-09": 250}, {"2026-03-09": 40}, "2026-03-09", every=200) == [
+        "2026-03-09"]
+    assert triggers.day_runs(["2026-03-08", "2026-03-07", "2026-03-05", "2026-02-28", "2026-03-01"]) == [
+        ("2026-02-28", "2026-03-01"), ("2026-03-05", "2026-03-05"), ("2026-03-07", "2026-03-08")]
