@@ -22,10 +22,21 @@ def _serve(lay, rows_per_day: dict[date, int]) -> None:
     log = JsonlLog(settings.prediction_log_url(lay), PREDICTIONS)
     for day, n in rows_per_day.items():
         x = make_batch(n, seed=n)[spec.feature_names]
-        log.write({"request_id": f"replay-{day}-{n}", "model_name": "m", "model_version": "1", "slot": "batch",
-                   "columns": [*x.columns, "event_time"], "outputs": [0] * n, "latency_ms": 0.0,
-                   "data": [[*row, f"{day}T08:00:00+00:00"]
-                            for row in x.astype(object).where(x.notna(), None).to_numpy().tolist()]})
+        log.write(
+            {
+                "request_id": f"replay-{day}-{n}",
+                "model_name": "m",
+                "model_version": "1",
+                "slot": "batch",
+                "columns": [*x.columns, "event_time"],
+                "outputs": [0] * n,
+                "latency_ms": 0.0,
+                "data": [
+                    [*row, f"{day}T08:00:00+00:00"]
+                    for row in x.astype(object).where(x.notna(), None).to_numpy().tolist()
+                ],
+            }
+        )
     log.close()
 
 
@@ -36,8 +47,10 @@ def _days(tags: dict[str, str], partition: str | None) -> tuple[str, str]:
 
 def test_replayed_past_days_are_monitored_once_newest_first_bounded_per_tick(lay, instance, tmp_path, monkeypatch):
     spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump(demo_spec().model_copy(update={"timestamp_column": "event_time"})
-                                        .model_dump(mode="json")), encoding="utf-8")
+    spec_path.write_text(
+        yaml.safe_dump(demo_spec().model_copy(update={"timestamp_column": "event_time"}).model_dump(mode="json")),
+        encoding="utf-8",
+    )
     monkeypatch.setenv("MLOPS_DATASET", str(spec_path))
     monkeypatch.setenv("MLOPS_DRIFT_EVERY_ROWS", "200")
     defs = build_definitions(lay)
@@ -54,7 +67,9 @@ def test_replayed_past_days_are_monitored_once_newest_first_bounded_per_tick(lay
 
     second = runner.tick("drift_sensor")  # the older days, a day apart from the rest in its own run; executed
     assert sorted((r.job, r.success, _days(r.tags, r.partition)) for r in second.runs) == [
-        ("monitoring_job", True, (str(lone), str(lone))), ("monitoring_job", True, (str(ago[0]), str(ago[3])))]
+        ("monitoring_job", True, (str(lone), str(lone))),
+        ("monitoring_job", True, (str(ago[0]), str(ago[3]))),
+    ]
 
     quiet = runner.tick("drift_sensor")
     assert quiet.runs == [] and quiet.skip_message == "150 predictions today; no new evidence"
