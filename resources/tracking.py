@@ -1,19 +1,68 @@
-"""MLflow as a Dagster resource: the platform's experiment for tracking, and the registry operations of
-``mlops_assets.core.registry`` (aliases, lock, promote / canary / rollback) on its registered model.
+"""MLflow as a Dagster resource: the platform's experiment for tracking, the registry operations of
+``mlops_assets.core.registry`` (aliases, lock, promote / canary / rollback) on its registered model, and the one
+MLflow run that every step of a Dagster run shares (monitoring), built on dagster-mlflow's ``MlFlow``.
 
 The tracking and registry URIs come from configuration (the standard ``MLFLOW_TRACKING_URI`` and
 ``MLFLOW_REGISTRY_URI`` when set, else a SQLite store under the home), credentials only from the
 environment (``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``, read by MLflow itself).
+
+Why not dagster-mlflow's ``mlflow_tracking`` resource as it is (docs/architecture.md, "One MLflow run per
+Dagster run"): it knows no registry URI nor artifact location, and it finds "the run of this Dagster run" by a
+search that two parallel steps both miss, so each creates a run of its own. Here the run is created once under a
+lock and handed to ``MlFlow`` through its own ``mlflow_run_id`` setting; ``MlFlow`` then resumes it in the step
+and sets dagster-mlflow's tags (``dagster_run_id``, the ``env_to_tag`` variables, extra tags).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import mlflow
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, DagsterRun
+from dagster_mlflow.resources import MlFlow
+from mlflow.entities import RunStatus, ViewType
 from mlflow.exceptions import MlflowException
 
+from mlops_assets.core import contracts as c
+from mlops_assets.core.code_version import code_version, git_commit
 from mlops_assets.core.mlflow_links import MlflowLinks, ui_base_url
 from mlops_assets.core.registry import RegistryOperations
+
+SHARED_RUN_LOCK = "mlflow-shared-runs"  # one lock for every lookup-or-create: held for one search and one create
+_PARTITION = "dagster/partition"
+_RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+@dataclass(frozen=True)
+class SharedRunContext:
+    """What dagster-mlflow's ``MlFlow`` reads of its resource's init context, taken from a step's context."""
+
+    log: Any
+    dagster_run: DagsterRun
+    run_id: str
+    resource_config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OpenSharedRun:
+    """A shared MLflow run still RUNNING, and the Dagster run it belongs to."""
+
+    mlflow_run_id: str
+    dagster_run_id: str
+    kind: str
+
+
+def partition_of(dagster_run: DagsterRun) -> str | None:
+    """The partition a Dagster run materializes: one key, or ``first..last`` for a single-run range."""
+    tags = dagster_run.tags
+    if _PARTITION in tags:
+        return tags[_PARTITION]
+    if all(t in tags for t in _RANGE):
+        return f"{tags[_RANGE[0]]}..{tags[_RANGE[1]]}"
+    return None
 
 
 class MlflowTracking(ConfigurableResource, RegistryOperations):
@@ -26,6 +75,7 @@ class MlflowTracking(ConfigurableResource, RegistryOperations):
     artifact_location: str | None = None
     lock_dir: str
     ui_url: str = ui_base_url("")  # the MLflow UI links open (settings.mlflow_ui_url: local or the server's)
+    env_to_tag: list[str] = []  # environment variables tagged on shared runs (settings.mlflow_env_tags)
 
     @property
     def links(self) -> MlflowLinks:
@@ -49,3 +99,64 @@ class MlflowTracking(ConfigurableResource, RegistryOperations):
             return client.create_experiment(self.experiment, artifact_location=self.artifact_location)
         except MlflowException:  # created concurrently by another run
             return client.get_experiment_by_name(self.experiment).experiment_id
+
+    def shared_run_id(self, dagster_run: DagsterRun, kind: str) -> str:
+        """The MLflow run of ``dagster_run``, created by the first step that asks. Lookup and creation happen
+        under one file lock, so parallel step processes on this machine all get the same run (dagster-mlflow's
+        own search-then-create lets two steps each create one)."""
+        experiment_id = self.activate()
+        client = self.client()
+        with self._file_lock(SHARED_RUN_LOCK):
+            found = client.search_runs(
+                [experiment_id], max_results=1, run_view_type=ViewType.ACTIVE_ONLY,
+                filter_string=f"tags.{c.DAGSTER_MLFLOW_RUN_TAG} = '{dagster_run.run_id}' "
+                              f"and tags.`{c.MLFLOW_RUN_KIND}` = '{kind}'")
+            if found:
+                return found[0].info.run_id
+            tags = {c.DAGSTER_MLFLOW_RUN_TAG: dagster_run.run_id, c.LINEAGE_RUN_ID: dagster_run.run_id,
+                    c.MLFLOW_RUN_KIND: kind, c.DAGSTER_JOB_TAG: dagster_run.job_name,
+                    c.LINEAGE_TRIGGER: dagster_run.tags.get(c.TRIGGER, c.Trigger.MANUAL),
+                    c.LINEAGE_CODE: code_version(), c.LINEAGE_COMMIT: git_commit() or "unknown"}
+            if (partition := partition_of(dagster_run)) is not None:
+                tags[c.PARTITION_TAG] = partition
+            return client.create_run(experiment_id, tags=tags, run_name=dagster_run.job_name).info.run_id
+
+    @contextlib.contextmanager
+    def dagster_run_mlflow(self, context: Any, kind: str, tags: Mapping[str, str] | None = None) -> Iterator[MlFlow]:
+        """This step inside the MLflow run its Dagster run shares: dagster-mlflow's ``MlFlow`` (every mlflow
+        function, on that run) for the body, the step's outcome tagged ``mlops.step.<step>`` at the end.
+
+        The run is left open for the other steps: MLflow can only leave a run by ending it, so it is "ended"
+        as RUNNING; the ``mlflow_run_sensor`` ends it FINISHED, FAILED or KILLED when the Dagster run ends."""
+        run_id = self.shared_run_id(context.dagster_run, kind)
+        step = str(context.node_handle)
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id != run_id:
+            raise RuntimeError(f"MLflow run {active.info.run_id} is active in this process: step {step} cannot "
+                               f"log into the shared run {run_id} of its Dagster run")
+        config = {"experiment_name": self.experiment, "mlflow_tracking_uri": self.tracking_uri,
+                  "mlflow_run_id": run_id, "env_to_tag": self.env_to_tag, "extra_tags": dict(tags or {})}
+        try:
+            mlf = MlFlow(SharedRunContext(context.log, context.dagster_run, context.run_id, config))
+            try:
+                yield mlf
+            except Exception as exc:
+                mlflow.set_tag(f"{c.STEP_TAG_PREFIX}{step}", f"failed: {type(exc).__name__}")
+                raise
+            mlflow.set_tag(f"{c.STEP_TAG_PREFIX}{step}", "succeeded")
+        finally:
+            still = mlflow.active_run()
+            if still is not None and still.info.run_id == run_id:
+                mlflow.end_run(status=RunStatus.to_string(RunStatus.RUNNING))
+
+    def open_shared_runs(self, limit: int = 500) -> list[OpenSharedRun]:
+        """Shared runs still RUNNING in the platform's experiment (what the sensor may have to end)."""
+        found = self.client().search_runs(
+            [self.activate()], max_results=limit, run_view_type=ViewType.ACTIVE_ONLY,
+            filter_string=f"attributes.status = 'RUNNING' and tags.{c.DAGSTER_MLFLOW_RUN_TAG} LIKE '%'")
+        return [OpenSharedRun(r.info.run_id, r.data.tags[c.DAGSTER_MLFLOW_RUN_TAG],
+                              r.data.tags.get(c.MLFLOW_RUN_KIND, "")) for r in found]
+
+    def end_shared_run(self, run_id: str, status: str) -> None:
+        """End a shared run as its Dagster run ended (``FINISHED``, ``FAILED`` or ``KILLED``)."""
+        self.client().set_terminated(run_id, status)
