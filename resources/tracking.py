@@ -16,12 +16,13 @@ and sets dagster-mlflow's tags (``dagster_run_id``, the ``env_to_tag`` variables
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import mlflow
-from dagster import ConfigurableResource, DagsterRun
+from dagster import BetaWarning, ConfigurableResource, DagsterRun
 from dagster_mlflow.resources import MlFlow
 from mlflow.entities import RunStatus, ViewType
 from mlflow.exceptions import MlflowException
@@ -137,7 +138,9 @@ class MlflowTracking(ConfigurableResource, RegistryOperations):
         config = {"experiment_name": self.experiment, "mlflow_tracking_uri": self.tracking_uri,
                   "mlflow_run_id": run_id, "env_to_tag": self.env_to_tag, "extra_tags": dict(tags or {})}
         try:
-            mlf = MlFlow(SharedRunContext(context.log, context.dagster_run, context.run_id, config))
+            with warnings.catch_warnings():  # its beta notice tells an operator nothing: the pin and tests cover it
+                warnings.simplefilter("ignore", BetaWarning)
+                mlf = MlFlow(SharedRunContext(context.log, context.dagster_run, context.run_id, config))
             try:
                 yield mlf
             except Exception as exc:
