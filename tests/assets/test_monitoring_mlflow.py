@@ -4,6 +4,7 @@ run tagged with the Dagster run and the environment; the run stays open until th
 ``mlflow_run_sensor`` ends it FINISHED (FAILED when a step failed); the champion's training run gets nothing."""
 
 from datetime import date
+from pathlib import Path
 
 import mlflow
 from dagster import (
@@ -19,14 +20,19 @@ from dagster import (
 from mlflow.entities import ViewType
 
 from mlops_assets.core import contracts as c
+from mlops_assets.core import training
 from mlops_assets.core.contracts import CHAMPION
+from mlops_assets.core.registry import VersionInfo
 from mlops_assets.headless.sensor_runner import Runner
 from mlops_assets.monitoring import drift_report, live_performance
 from mlops_assets.partitions import daily_partitions
 from sensors.mlflow_runs import mlflow_run_sensor
-from tests.assets.test_estimated_performance import TRAINING, _log_day, platform  # noqa: F401
+from tests.assets.test_estimated_performance import _log_day, platform  # noqa: F401
 
 DAY, BAD_DAY = date(2026, 3, 1), date(2026, 3, 2)
+# Step processes forked from one server that imported the code location once (spawning each costs an import).
+FORKSERVER = {"execution": {"config": {"multiprocess": {
+    "start_method": {"forkserver": {"preload_modules": ["mlops_assets.definitions"]}}}}}}
 
 
 def monitoring_steps() -> JobDefinition:
@@ -38,6 +44,31 @@ def monitoring_steps() -> JobDefinition:
                            partitions_def=daily_partitions, tags={c.RUN_KIND: c.RunKind.MONITORING})
     return Definitions(assets=[drift_report, live_performance], jobs=[job],
                        resources=build_resources()).resolve_job_def("monitoring_steps")
+
+
+def _champion(defs, instance) -> VersionInfo:
+    """The platform's own ingestion, dataset and features; then its pipeline fitted and registered as champion with
+    the lineage training writes (dataset version, holdout accuracy), without the tuning and evaluation plots a
+    full training run spends most of its time on (not what this test is about)."""
+    runner = Runner(defs, instance, Path(instance.root_directory) / "cursors.json")
+    assert all(r.success for r in runner.tick("new_data_sensor").runs)
+    prepared = defs.resolve_job_def("training_job").execute_in_process(
+        instance=instance, asset_selection=[AssetKey("dataset"), AssetKey("features")])
+    dataset_id = prepared.output_for_node("features")["dataset_id"]
+    tracking, store = defs.resources["tracking"], defs.resources["store"]
+    spec = store.spec()
+    train, _ = store.sample_features(dataset_id, "train", None)
+    model = training.fit(train, spec, "hist_gradient_boosting", {"max_iter": 20}, 0).model
+    holdout = store.holdout(dataset_id)
+    with mlflow.start_run(experiment_id=tracking.activate()) as run:
+        info = mlflow.sklearn.log_model(model, name="model", serialization_format="skops", pip_requirements=[],
+                                        skops_trusted_types=training.skops_trusted_types(model))
+    accuracy = float((model.predict(holdout[spec.feature_names]) == holdout[spec.target]).mean())
+    version = mlflow.register_model(info.model_uri, tracking.model_name, tags={
+        c.LINEAGE_DATASET: dataset_id, f"{c.METRIC_TAG_PREFIX}accuracy": f"{accuracy:.6f}"}).version
+    tracking.promote(str(version))
+    assert tracking.version_by_alias(CHAMPION).run_id == run.info.run_id
+    return tracking.version_by_alias(CHAMPION)
 
 
 def _artifacts(client: mlflow.MlflowClient, run_id: str, path: str | None = None) -> set[str]:
@@ -58,18 +89,15 @@ def test_the_steps_of_a_monitoring_run_share_one_mlflow_run_ended_with_it(platfo
     monkeypatch.setenv("MLOPS_MLFLOW_ENV_TAGS", "MLOPS_TEST_DEPLOYMENT,MLOPS_TEST_UNSET")
     monkeypatch.setenv("MLOPS_TEST_DEPLOYMENT", "staging-eu")
     monkeypatch.delenv("MLOPS_TEST_UNSET", raising=False)
-    runner = Runner(defs, instance, lay.io / "cursors.json")
-    assert all(r.success for r in runner.tick("new_data_sensor").runs)
-    assert defs.resolve_job_def("training_job").execute_in_process(instance=instance, run_config=TRAINING).success
+    champion = _champion(defs, instance)
     tracking, spec = defs.resources["tracking"], defs.resources["store"].spec()
-    champion = tracking.version_by_alias(CHAMPION)
     client = tracking.client()
     trained = _artifacts(client, champion.run_id)
     _log_day(lay, tracking, spec, frame, DAY, labels=False)
     _log_day(lay, tracking, spec, frame, DAY, labels=True)
 
     # Multiprocess executor: each step in a process of its own, both asking for the run at once.
-    with execute_job(reconstructable(monitoring_steps), instance=instance,
+    with execute_job(reconstructable(monitoring_steps), instance=instance, run_config=FORKSERVER,
                      tags={"dagster/partition": DAY.isoformat(), c.TRIGGER: c.Trigger.TRAFFIC}) as result:
         assert result.success
         run_id = result.run_id
