@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import mlflow
 from dagster import BetaWarning, ConfigurableResource, DagsterRun
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 from dagster_mlflow.resources import MlFlow
 from mlflow.entities import RunStatus, ViewType
 from mlflow.exceptions import MlflowException
@@ -33,8 +38,6 @@ from mlops_assets.core.mlflow_links import MlflowLinks, ui_base_url
 from mlops_assets.core.registry import RegistryOperations
 
 SHARED_RUN_LOCK = "mlflow-shared-runs"  # one lock for every lookup-or-create: held for one search and one create
-_PARTITION = "dagster/partition"
-_RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
 @dataclass(frozen=True)
@@ -53,16 +56,15 @@ class OpenSharedRun:
 
     mlflow_run_id: str
     dagster_run_id: str
-    kind: str
 
 
 def partition_of(dagster_run: DagsterRun) -> str | None:
     """The partition a Dagster run materializes: one key, or ``first..last`` for a single-run range."""
     tags = dagster_run.tags
-    if _PARTITION in tags:
-        return tags[_PARTITION]
-    if all(t in tags for t in _RANGE):
-        return f"{tags[_RANGE[0]]}..{tags[_RANGE[1]]}"
+    if PARTITION_NAME_TAG in tags:
+        return tags[PARTITION_NAME_TAG]
+    if ASSET_PARTITION_RANGE_START_TAG in tags and ASSET_PARTITION_RANGE_END_TAG in tags:
+        return f"{tags[ASSET_PARTITION_RANGE_START_TAG]}..{tags[ASSET_PARTITION_RANGE_END_TAG]}"
     return None
 
 
@@ -123,12 +125,13 @@ class MlflowTracking(ConfigurableResource, RegistryOperations):
             return client.create_run(experiment_id, tags=tags, run_name=dagster_run.job_name).info.run_id
 
     @contextlib.contextmanager
-    def dagster_run_mlflow(self, context: Any, kind: str, tags: Mapping[str, str] | None = None) -> Iterator[MlFlow]:
+    def dagster_run_mlflow(self, context: Any, kind: str) -> Iterator[MlFlow]:
         """This step inside the MLflow run its Dagster run shares: dagster-mlflow's ``MlFlow`` (every mlflow
         function, on that run) for the body, the step's outcome tagged ``mlops.step.<step>`` at the end.
 
         The run is left open for the other steps: MLflow can only leave a run by ending it, so it is "ended"
-        as RUNNING; the ``mlflow_run_sensor`` ends it FINISHED, FAILED or KILLED when the Dagster run ends."""
+        as RUNNING; the ``mlflow_run_sensor`` ends it FINISHED, FAILED or KILLED when the Dagster run ends.
+        Failing to tag the outcome or to leave (the server gone) is logged, never hides the step's own error."""
         run_id = self.shared_run_id(context.dagster_run, kind)
         step = str(context.node_handle)
         active = mlflow.active_run()
@@ -136,7 +139,14 @@ class MlflowTracking(ConfigurableResource, RegistryOperations):
             raise RuntimeError(f"MLflow run {active.info.run_id} is active in this process: step {step} cannot "
                                f"log into the shared run {run_id} of its Dagster run")
         config = {"experiment_name": self.experiment, "mlflow_tracking_uri": self.tracking_uri,
-                  "mlflow_run_id": run_id, "env_to_tag": self.env_to_tag, "extra_tags": dict(tags or {})}
+                  "mlflow_run_id": run_id, "env_to_tag": self.env_to_tag, "extra_tags": None}
+
+        def outcome(text: str) -> None:
+            try:
+                mlflow.set_tag(f"{c.STEP_TAG_PREFIX}{step}", text)
+            except MlflowException as exc:
+                context.log.warning(f"could not tag step {step} {text!r} on MLflow run {run_id}: {exc.message}")
+
         try:
             with warnings.catch_warnings():  # its beta notice tells an operator nothing: the pin and tests cover it
                 warnings.simplefilter("ignore", BetaWarning)
@@ -144,21 +154,30 @@ class MlflowTracking(ConfigurableResource, RegistryOperations):
             try:
                 yield mlf
             except Exception as exc:
-                mlflow.set_tag(f"{c.STEP_TAG_PREFIX}{step}", f"failed: {type(exc).__name__}")
+                outcome(f"failed: {type(exc).__name__}")
                 raise
-            mlflow.set_tag(f"{c.STEP_TAG_PREFIX}{step}", "succeeded")
+            outcome("succeeded")
         finally:
-            still = mlflow.active_run()
-            if still is not None and still.info.run_id == run_id:
-                mlflow.end_run(status=RunStatus.to_string(RunStatus.RUNNING))
+            self._leave(run_id, context.log)
+
+    @staticmethod
+    def _leave(run_id: str, log: Any) -> None:
+        """Leave the shared run open (status RUNNING), so nothing stays active in this process."""
+        still = mlflow.active_run()
+        if still is None or still.info.run_id != run_id:
+            return
+        try:
+            mlflow.end_run(status=RunStatus.to_string(RunStatus.RUNNING))  # MLflow pops it first, then writes
+        except MlflowException as exc:
+            log.warning(f"MLflow run {run_id} left without its RUNNING status written: {exc.message}")
 
     def open_shared_runs(self, limit: int = 500) -> list[OpenSharedRun]:
-        """Shared runs still RUNNING in the platform's experiment (what the sensor may have to end)."""
+        """Shared runs still RUNNING in the platform's experiment (what the sensor may have to end); beyond
+        ``limit``, the rest on the next call, once these are ended."""
         found = self.client().search_runs(
             [self.activate()], max_results=limit, run_view_type=ViewType.ACTIVE_ONLY,
             filter_string=f"attributes.status = 'RUNNING' and tags.{c.DAGSTER_MLFLOW_RUN_TAG} LIKE '%'")
-        return [OpenSharedRun(r.info.run_id, r.data.tags[c.DAGSTER_MLFLOW_RUN_TAG],
-                              r.data.tags.get(c.MLFLOW_RUN_KIND, "")) for r in found]
+        return [OpenSharedRun(r.info.run_id, r.data.tags[c.DAGSTER_MLFLOW_RUN_TAG]) for r in found]
 
     def end_shared_run(self, run_id: str, status: str) -> None:
         """End a shared run as its Dagster run ended (``FINISHED``, ``FAILED`` or ``KILLED``)."""

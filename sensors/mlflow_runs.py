@@ -7,7 +7,14 @@ So this sensor reconciles each tick: every shared run still RUNNING whose Dagste
 FINISHED (success), FAILED (failure) or KILLED (canceled). A daemon that was down catches up on its next tick.
 """
 
-from dagster import DagsterRunStatus, DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
 from mlflow.entities import RunStatus
 
 from resources import MlflowTracking
@@ -30,7 +37,7 @@ def mlflow_run_sensor(context: SensorEvaluationContext, tracking: MlflowTracking
     return SkipReason(end_finished_runs(context.instance, tracking))
 
 
-def end_finished_runs(instance, tracking: MlflowTracking) -> str:
+def end_finished_runs(instance: DagsterInstance, tracking: MlflowTracking) -> str:
     """End every shared MLflow run whose Dagster run has ended; says what it ended and what it left open."""
     ended, going, unknown = [], 0, []
     for run in tracking.open_shared_runs():

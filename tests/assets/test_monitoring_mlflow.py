@@ -31,8 +31,11 @@ from tests.assets.test_estimated_performance import _log_day, platform  # noqa: 
 
 DAY, BAD_DAY = date(2026, 3, 1), date(2026, 3, 2)
 # Step processes forked from one server that imported the code location once (spawning each costs an import).
-FORKSERVER = {"execution": {"config": {"multiprocess": {
-    "start_method": {"forkserver": {"preload_modules": ["mlops_assets.definitions"]}}}}}}
+FORKSERVER = {
+    "execution": {
+        "config": {"multiprocess": {"start_method": {"forkserver": {"preload_modules": ["mlops_assets.definitions"]}}}}
+    }
+}
 
 
 def monitoring_steps() -> JobDefinition:
@@ -40,10 +43,15 @@ def monitoring_steps() -> JobDefinition:
     (``estimated_performance``, the job's third asset, still logs into the champion's run: estimation.py.)"""
     from mlops_assets.definitions import build_resources
 
-    job = define_asset_job("monitoring_steps", selection=[drift_report, live_performance],
-                           partitions_def=daily_partitions, tags={c.RUN_KIND: c.RunKind.MONITORING})
-    return Definitions(assets=[drift_report, live_performance], jobs=[job],
-                       resources=build_resources()).resolve_job_def("monitoring_steps")
+    job = define_asset_job(
+        "monitoring_steps",
+        selection=[drift_report, live_performance],
+        partitions_def=daily_partitions,
+        tags={c.RUN_KIND: c.RunKind.MONITORING},
+    )
+    return Definitions(
+        assets=[drift_report, live_performance], jobs=[job], resources=build_resources()
+    ).resolve_job_def("monitoring_steps")
 
 
 def _champion(defs, instance) -> VersionInfo:
@@ -53,7 +61,8 @@ def _champion(defs, instance) -> VersionInfo:
     runner = Runner(defs, instance, Path(instance.root_directory) / "cursors.json")
     assert all(r.success for r in runner.tick("new_data_sensor").runs)
     prepared = defs.resolve_job_def("training_job").execute_in_process(
-        instance=instance, asset_selection=[AssetKey("dataset"), AssetKey("features")])
+        instance=instance, asset_selection=[AssetKey("dataset"), AssetKey("features")]
+    )
     dataset_id = prepared.output_for_node("features")["dataset_id"]
     tracking, store = defs.resources["tracking"], defs.resources["store"]
     spec = store.spec()
@@ -61,11 +70,19 @@ def _champion(defs, instance) -> VersionInfo:
     model = training.fit(train, spec, "hist_gradient_boosting", {"max_iter": 20}, 0).model
     holdout = store.holdout(dataset_id)
     with mlflow.start_run(experiment_id=tracking.activate()) as run:
-        info = mlflow.sklearn.log_model(model, name="model", serialization_format="skops", pip_requirements=[],
-                                        skops_trusted_types=training.skops_trusted_types(model))
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            serialization_format="skops",
+            pip_requirements=[],
+            skops_trusted_types=training.skops_trusted_types(model),
+        )
     accuracy = float((model.predict(holdout[spec.feature_names]) == holdout[spec.target]).mean())
-    version = mlflow.register_model(info.model_uri, tracking.model_name, tags={
-        c.LINEAGE_DATASET: dataset_id, f"{c.METRIC_TAG_PREFIX}accuracy": f"{accuracy:.6f}"}).version
+    version = mlflow.register_model(
+        info.model_uri,
+        tracking.model_name,
+        tags={c.LINEAGE_DATASET: dataset_id, f"{c.METRIC_TAG_PREFIX}accuracy": f"{accuracy:.6f}"},
+    ).version
     tracking.promote(str(version))
     assert tracking.version_by_alias(CHAMPION).run_id == run.info.run_id
     return tracking.version_by_alias(CHAMPION)
@@ -79,12 +96,19 @@ def _artifacts(client: mlflow.MlflowClient, run_id: str, path: str | None = None
 
 
 def _shared_runs(tracking, dagster_run_id: str) -> list:
-    return tracking.client().search_runs([tracking.activate()], run_view_type=ViewType.ALL,
-                                         filter_string=f"tags.{c.DAGSTER_MLFLOW_RUN_TAG} = '{dagster_run_id}'")
+    return tracking.client().search_runs(
+        [tracking.activate()],
+        run_view_type=ViewType.ALL,
+        filter_string=f"tags.{c.DAGSTER_MLFLOW_RUN_TAG} = '{dagster_run_id}'",
+    )
 
 
-def test_the_steps_of_a_monitoring_run_share_one_mlflow_run_ended_with_it(platform, instance, lay,  # noqa: F811
-                                                                           monkeypatch):
+def test_the_steps_of_a_monitoring_run_share_one_mlflow_run_ended_with_it(
+    platform,  # noqa: F811 (the fixture imported above)
+    instance,
+    lay,
+    monkeypatch,
+):
     defs, frame, _ = platform
     monkeypatch.setenv("MLOPS_MLFLOW_ENV_TAGS", "MLOPS_TEST_DEPLOYMENT,MLOPS_TEST_UNSET")
     monkeypatch.setenv("MLOPS_TEST_DEPLOYMENT", "staging-eu")
@@ -97,8 +121,12 @@ def test_the_steps_of_a_monitoring_run_share_one_mlflow_run_ended_with_it(platfo
     _log_day(lay, tracking, spec, frame, DAY, labels=True)
 
     # Multiprocess executor: each step in a process of its own, both asking for the run at once.
-    with execute_job(reconstructable(monitoring_steps), instance=instance, run_config=FORKSERVER,
-                     tags={"dagster/partition": DAY.isoformat(), c.TRIGGER: c.Trigger.TRAFFIC}) as result:
+    with execute_job(
+        reconstructable(monitoring_steps),
+        instance=instance,
+        run_config=FORKSERVER,
+        tags={"dagster/partition": DAY.isoformat(), c.TRIGGER: c.Trigger.TRAFFIC},
+    ) as result:
         assert result.success
         run_id = result.run_id
     pids = {e.dagster_event.pid for e in instance.all_logs(run_id, of_type=DagsterEventType.STEP_START)}
@@ -114,8 +142,9 @@ def test_the_steps_of_a_monitoring_run_share_one_mlflow_run_ended_with_it(platfo
     assert tags[c.DAGSTER_JOB_TAG] == "monitoring_steps" and tags[c.MONITORED_VERSION_TAG] == champion.version
     assert tags["MLOPS_TEST_DEPLOYMENT"] == "staging-eu" and "MLOPS_TEST_UNSET" not in tags
     assert tags[f"{c.STEP_TAG_PREFIX}drift_report"] == tags[f"{c.STEP_TAG_PREFIX}live_performance"] == "succeeded"
-    assert {"drift_report.share_drifted", "live_performance.value", "live_performance.labeled_rows"} \
-        <= set(run.data.metrics)
+    assert {"drift_report.share_drifted", "live_performance.value", "live_performance.labeled_rows"} <= set(
+        run.data.metrics
+    )
     assert run.data.metrics["live_performance.labeled_rows"] == len(frame)
     logged = _artifacts(client, run.info.run_id)
     assert {f"drift_report/{DAY}.json", f"live_performance/{DAY}.json"} <= logged
@@ -132,8 +161,11 @@ def test_the_steps_of_a_monitoring_run_share_one_mlflow_run_ended_with_it(platfo
     # In-process this time (steps one after the other in this process), one step failing on its configuration.
     _log_day(lay, tracking, spec, frame.head(200), BAD_DAY, labels=False)
     failed = monitoring_steps().execute_in_process(
-        instance=instance, partition_key=BAD_DAY.isoformat(), raise_on_error=False,
-        run_config={"ops": {"live_performance": {"config": {"max_lookback_days": 0}}}})
+        instance=instance,
+        partition_key=BAD_DAY.isoformat(),
+        raise_on_error=False,
+        run_config={"ops": {"live_performance": {"config": {"max_lookback_days": 0}}}},
+    )
     assert not failed.success and mlflow.active_run() is None  # nothing left active in this process
     bad = _shared_runs(tracking, failed.run_id)
     assert len(bad) == 1 and bad[0].info.run_id != run.info.run_id

@@ -17,8 +17,14 @@ PROCESSES = 3
 
 def _tracking(root: Path) -> MlflowTracking:
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    return MlflowTracking(tracking_uri=uri, registry_uri=uri, experiment="shared-runs", model_name="m",
-                          artifact_location=(root / "artifacts").as_uri(), lock_dir=str(root / "locks"))
+    return MlflowTracking(
+        tracking_uri=uri,
+        registry_uri=uri,
+        experiment="shared-runs",
+        model_name="m",
+        artifact_location=(root / "artifacts").as_uri(),
+        lock_dir=str(root / "locks"),
+    )
 
 
 def _ask(root: str, dagster_run_id: str, start: multiprocessing.synchronize.Event, out: multiprocessing.Queue) -> None:
@@ -29,8 +35,11 @@ def _ask(root: str, dagster_run_id: str, start: multiprocessing.synchronize.Even
 
 
 def _runs_of(tracking: MlflowTracking, dagster_run_id: str) -> list:
-    return tracking.client().search_runs([tracking.activate()], run_view_type=ViewType.ALL,
-                                         filter_string=f"tags.{c.DAGSTER_MLFLOW_RUN_TAG} = '{dagster_run_id}'")
+    return tracking.client().search_runs(
+        [tracking.activate()],
+        run_view_type=ViewType.ALL,
+        filter_string=f"tags.{c.DAGSTER_MLFLOW_RUN_TAG} = '{dagster_run_id}'",
+    )
 
 
 def test_processes_asking_at_once_share_one_run(tmp_path):
