@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlflow
-from dagster import BetaWarning, ConfigurableResource, DagsterRun
+from dagster import BetaWarning, ConfigurableResource, DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -38,6 +38,12 @@ from mlops_assets.core.mlflow_links import MlflowLinks, ui_base_url
 from mlops_assets.core.registry import RegistryOperations
 
 SHARED_RUN_LOCK = "mlflow-shared-runs"  # one lock for every lookup-or-create: held for one search and one create
+# How an ended Dagster run ends its shared MLflow run; any other status means the Dagster run is still going.
+END_STATUS = {
+    DagsterRunStatus.SUCCESS: RunStatus.to_string(RunStatus.FINISHED),
+    DagsterRunStatus.FAILURE: RunStatus.to_string(RunStatus.FAILED),
+    DagsterRunStatus.CANCELED: RunStatus.to_string(RunStatus.KILLED),
+}
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,24 @@ class MlflowTracking(ConfigurableResource, RegistryOperations):
             filter_string=f"attributes.status = 'RUNNING' and tags.{c.DAGSTER_MLFLOW_RUN_TAG} LIKE '%'")
         return [OpenSharedRun(r.info.run_id, r.data.tags[c.DAGSTER_MLFLOW_RUN_TAG]) for r in found]
 
-    def end_shared_run(self, run_id: str, status: str) -> None:
-        """End a shared run as its Dagster run ended (``FINISHED``, ``FAILED`` or ``KILLED``)."""
-        self.client().set_terminated(run_id, status)
+    def end_finished_runs(self, instance: DagsterInstance) -> str:
+        """End every shared run still RUNNING whose Dagster run has ended, as it ended; says what it ended and
+        what it left open (runs going on, and runs ``instance`` does not know: another instance's, or deleted)."""
+        ended, going, unknown = [], 0, []
+        for run in self.open_shared_runs():
+            dagster_run = instance.get_run_by_id(run.dagster_run_id)
+            if dagster_run is None:
+                unknown.append(run.mlflow_run_id)
+                continue
+            status = END_STATUS.get(dagster_run.status)
+            if status is None:
+                going += 1
+                continue
+            self.client().set_terminated(run.mlflow_run_id, status)
+            ended.append(f"{run.mlflow_run_id} {status} (Dagster run {run.dagster_run_id} {dagster_run.status.value})")
+        parts = [f"ended {len(ended)} MLflow run(s): {'; '.join(ended)}" if ended else "no shared MLflow run to end"]
+        if going:
+            parts.append(f"{going} still open while their Dagster runs go on")
+        if unknown:
+            parts.append(f"{len(unknown)} left open, their Dagster runs unknown to this instance: {', '.join(unknown)}")
+        return "; ".join(parts)
