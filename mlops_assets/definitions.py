@@ -53,6 +53,7 @@ def build_resources(lay: settings.Layout | None = None) -> dict[str, object]:
             artifact_location=settings.artifact_location(lay),
             lock_dir=str(lay.locks),
             ui_url=settings.mlflow_ui_url(lay),
+            env_to_tag=settings.mlflow_env_tags(),
         ),
         "gateway": ServingGateway(url=settings.gateway_url(),
                                   timeout_seconds=settings.gateway_timeout_seconds()),

@@ -1,11 +1,17 @@
 """Monitoring stage: daily drift reports of served traffic against the champion's training data, and live
 performance from delivered labels. Both are partitioned by event day (the data's own timestamp, so a replay of
 many days lands in the right days) and judge each day twice: on its own rows and on the rolling chunk ending
-with it (``core.windows``). A range of days runs as one run, for CLI backfills (``mlops monitor run``)."""
+with it (``core.windows``). A range of days runs as one run, for CLI backfills (``mlops monitor run``).
+
+Every step of one monitoring run logs into one MLflow run of its own (``MlflowTracking.dagster_run_mlflow``, kind
+``monitoring``, tagged with the Dagster run and the model version watched): the day's figures as metrics, its
+record as JSON, the drift plot. The champion's training run stays the model's lineage and gets none of it."""
 
 import base64
+import tempfile
 from collections.abc import Callable, Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -23,7 +29,7 @@ from dagster import (
 )
 
 from mlops_assets.core import contracts
-from mlops_assets.core.contracts import CHAMPION
+from mlops_assets.core.contracts import CHAMPION, MONITORED_VERSION_TAG, RunKind
 from mlops_assets.core.drift import DriftConfig, detect_drift
 from mlops_assets.core.event_time import EventLog
 from mlops_assets.core.monitoring import LiveMetrics, decay_detected, join_feedback, live_metrics
@@ -33,14 +39,44 @@ from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.core.windows import ChunkRule, chunk_event_days, describe_chunk, join_by_serving_day, take_chunk
 from mlops_assets.partitions import daily_partitions
+from mlops_assets.retries import retry_transient
 from resources import Alerter, DataStore, MlflowTracking, PredictionLog
 
 REFERENCE_PREDICTIONS = 5000  # training rows the champion re-predicts as the reference output distribution
+
+# One day's result: its record (the asset's value), its Dagster metadata, and the drift plot (PNG) when there is one.
+DayResult = tuple[dict[str, Any], dict[str, Any], bytes | None]
 
 
 # Both monitoring assets: one partition per day, and a whole range in one run for CLI backfills.
 DAILY_MONITORING: dict[str, Any] = {"partitions_def": daily_partitions, "backfill_policy": BackfillPolicy.single_run(),
                                     "group_name": "monitoring", "io_manager_key": "records"}
+
+
+# Each monitoring asset's description, and its one asset check with the check's description.
+DESCRIPTIONS: dict[str, tuple[str, str, str]] = {
+    "drift_report": (
+        "The inputs logged for that event day (and for the rolling chunk ending with it) against the serving "
+        "champion's training features: a per-column drift test (KS / Wasserstein / chi-square / Jensen-Shannon, "
+        "Evidently-compatible defaults) and a dataset verdict from the share of drifted columns.",
+        "no_dataset_drift",
+        "Warns when the share of drifted feature columns reaches the threshold in the day or in the chunk ending "
+        "with it"),
+    "live_performance": (
+        "The predictions of that event day (and of the rolling chunk ending with it) joined with the labels "
+        "delivered for them: accuracy, macro F1, ROC AUC, log loss and calibration (or RMSE and MAE) with intervals "
+        "and label coverage, judged against the champion's offline holdout metric.",
+        "no_performance_decay",
+        "Fails when the whole confidence interval of live performance, in the day or in the chunk ending with it, "
+        "is worse than the offline holdout metric by more than the tolerance"),
+}
+
+
+def _daily_asset(name: str) -> dict[str, Any]:
+    """A monitoring asset's definition: daily partitions, its description and its one asset check."""
+    description, check, check_description = DESCRIPTIONS[name]
+    return {**DAILY_MONITORING, "description": description,
+            "check_specs": [AssetCheckSpec(check, asset=name, description=check_description)]}
 
 
 class WindowConfig(Config):
@@ -108,7 +144,7 @@ def _drift_of(reference: pd.DataFrame, rows: pd.DataFrame, spec: DatasetSpec, co
 
 
 def _drift_for_day(day: date, windows: Windows, config: DriftReportConfig, store: DataStore,
-                   tracking: MlflowTracking, alerts: Alerter) -> tuple[dict[str, Any], dict[str, Any]]:
+                   tracking: MlflowTracking, alerts: Alerter) -> DayResult:
     spec = windows.spec
     version, dataset_id, _ = _champion_context(tracking)
     current, chunk, chunk_info = windows.of(day, config.rule())
@@ -117,7 +153,7 @@ def _drift_for_day(day: date, windows: Windows, config: DriftReportConfig, store
     if version is None or dataset_id is None:
         record.update(status="insufficient_data", detail="no champion serving yet", drifted_columns=[],
                       share_drifted=0.0, dataset_drift=False, drift=False)
-        return record, {"status": "insufficient_data", "detail": record["detail"], "dataset_drift": False}
+        return record, {"status": "insufficient_data", "detail": record["detail"], "dataset_drift": False}, None
     reference, _ = store.sample_features(dataset_id, "train", config.reference_rows)
     drift_config = DriftConfig(drift_share=config.drift_share, min_samples=config.min_samples,
                                bh_correction=config.bh_correction)
@@ -152,7 +188,7 @@ def _drift_for_day(day: date, windows: Windows, config: DriftReportConfig, store
     if png:
         encoded = base64.b64encode(png).decode()
         metadata["distributions"] = MetadataValue.md(f"![drift](data:image/png;base64,{encoded})")
-    return record, metadata
+    return record, metadata, png
 
 
 def _output_drift(spec: DatasetSpec, reference: pd.DataFrame, current: pd.DataFrame, config: DriftConfig,
@@ -171,21 +207,52 @@ def _output_drift(spec: DatasetSpec, reference: pd.DataFrame, current: pd.DataFr
     return {"prediction_drift": pred.to_dict()["columns"][0], "target_drift": target.to_dict()["columns"][0]}
 
 
-def _per_partition(context: AssetExecutionContext, windows: Windows,
-                   compute: Callable[[date], tuple[dict[str, Any], dict[str, Any]]],
-                   judge: Callable[[dict[str, Any]], AssetCheckResult]) -> Iterator[Output | AssetCheckResult]:
+def _mlflow_metrics(name: str, metadata: dict[str, Any]) -> dict[str, float]:
+    """The day's figures for MLflow: the numeric metadata (verdicts as 0/1), named ``<asset>.<key>``; undefined
+    ones (NaN: no labels yet) are left out of the charts, the day's JSON record still has them."""
+    return {f"{name}.{k}": float(v) for k, v in metadata.items()
+            if isinstance(v, bool | int | float) and v == v}
+
+
+def _log_day(run: Any, name: str, key: str, step: int, day: DayResult) -> None:
+    record, metadata, png = day
+    run.log_metrics(_mlflow_metrics(name, metadata), step=step)
+    run.log_dict(record, f"{name}/{key}.json")
+    if png:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp, f"{key}.png")
+            path.write_bytes(png)
+            run.log_artifact(str(path), name)
+
+
+def _monitor(context: AssetExecutionContext, store: DataStore, tracking: MlflowTracking, prediction_log: PredictionLog,
+             compute: Callable[[date, Windows], DayResult],
+             judge: Callable[[dict[str, Any]], AssetCheckResult]) -> Iterator[Output | AssetCheckResult]:
     """One day per run from sensors and the UI; a whole range in one run for CLI backfills (single-run
-    backfill policy): then the value maps day -> record. The asset check judges the newest day's record."""
+    backfill policy): then the value maps day -> record. The asset check judges the newest day's record. Each
+    day is logged into the monitoring run's MLflow run (step = the day's place in the range), linked here."""
+    windows = Windows(store, prediction_log)
+    name = context.asset_key.to_user_string()
     keys = context.partition_keys
-    results = {key: compute(date.fromisoformat(key)) for key in keys}
-    record, metadata = results[keys[-1]]
+    results: dict[str, DayResult] = {}
+    with tracking.dagster_run_mlflow(context, RunKind.MONITORING) as run:
+        for step, key in enumerate(keys):
+            results[key] = compute(date.fromisoformat(key), windows)
+            _log_day(run, name, key, step, results[key])
+        record, metadata, _ = results[keys[-1]]
+        version = record.get("champion_version")
+        links: dict[str, Any] = {"mlflow_run_id": run.mlflow_run_id, "mlflow_run": MetadataValue.url(
+            tracking.run_url(run.experiment.experiment_id, run.mlflow_run_id))}
+        if version is not None:
+            run.set_tag(MONITORED_VERSION_TAG, str(version))
+            links["monitored_model_version"] = MetadataValue.url(tracking.model_version_url(version))
     index = windows.events.index()
-    metadata = {**metadata, "serving_days_indexed": len(index),
+    metadata = {**metadata, **links, "serving_days_indexed": len(index),
                 "rows_without_event_time": sum(e.fallback_rows for e in index.values())}
     if len(keys) == 1:
         yield Output(record, metadata=metadata)
     else:
-        yield Output({k: r for k, (r, _) in results.items()}, metadata={**metadata, "days": len(keys)})
+        yield Output({k: r for k, (r, _, _) in results.items()}, metadata={**metadata, "days": len(keys)})
     yield judge(record)
 
 
@@ -213,21 +280,13 @@ def _decay_check(record: dict[str, Any]) -> AssetCheckResult:
                   "chunk_labeled_rows": (record.get("chunk") or {}).get("labeled_rows", 0)})
 
 
-@asset(
-    **DAILY_MONITORING,
-    check_specs=[AssetCheckSpec("no_dataset_drift", asset="drift_report",
-                                description="Warns when the share of drifted feature columns reaches the threshold "
-                                            "in the day or in the chunk ending with it")],
-    description="The inputs logged for that event day (and for the rolling chunk ending with it) against the "
-                "serving champion's training features: a per-column drift test (KS / Wasserstein / chi-square / "
-                "Jensen-Shannon, Evidently-compatible defaults) and a dataset verdict from the share of drifted "
-                "columns.",
-)
+@asset(**_daily_asset("drift_report"))
+@retry_transient
 def drift_report(context: AssetExecutionContext, config: DriftReportConfig, store: DataStore,
                  tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter):
-    windows = Windows(store, prediction_log)
-    yield from _per_partition(
-        context, windows, lambda day: _drift_for_day(day, windows, config, store, tracking, alerts), _drift_check)
+    yield from _monitor(context, store, tracking, prediction_log,
+                        lambda day, windows: _drift_for_day(day, windows, config, store, tracking, alerts),
+                        _drift_check)
 
 
 def _judge_window(name: str, rows: pd.DataFrame, windows: Windows, config: LivePerformanceConfig,
@@ -248,7 +307,7 @@ def _judge_window(name: str, rows: pd.DataFrame, windows: Windows, config: LiveP
 
 
 def _live_for_day(day: date, windows: Windows, config: LivePerformanceConfig,
-                  tracking: MlflowTracking, alerts: Alerter) -> tuple[dict[str, Any], dict[str, Any]]:
+                  tracking: MlflowTracking, alerts: Alerter) -> DayResult:
     version, _, offline = _champion_context(tracking)
     metric = "accuracy" if windows.spec.task == "classification" else "rmse"
     baseline = offline.get(metric, float("nan"))
@@ -275,21 +334,12 @@ def _live_for_day(day: date, windows: Windows, config: LivePerformanceConfig,
         "chunk_value": chunk_live.value, "chunk_ci_low": chunk_live.ci_low, "chunk_ci_high": chunk_live.ci_high,
         "chunk_rows": len(chunk), "label_coverage": own["label_coverage"]["text"],
         "champion_version": version or "none",
-    }
+    }, None
 
 
-@asset(
-    **DAILY_MONITORING,
-    check_specs=[AssetCheckSpec("no_performance_decay", asset="live_performance",
-                                description="Fails when the whole confidence interval of live performance, in the "
-                                            "day or in the chunk ending with it, is worse than the offline holdout "
-                                            "metric by more than the tolerance")],
-    description="The predictions of that event day (and of the rolling chunk ending with it) joined with the "
-                "labels delivered for them: accuracy, macro F1, ROC AUC, log loss and calibration (or RMSE and "
-                "MAE) with intervals and label coverage, judged against the champion's offline holdout metric.",
-)
+@asset(**_daily_asset("live_performance"))
+@retry_transient
 def live_performance(context: AssetExecutionContext, config: LivePerformanceConfig, store: DataStore,
                      tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter):
-    windows = Windows(store, prediction_log)
-    yield from _per_partition(
-        context, windows, lambda day: _live_for_day(day, windows, config, tracking, alerts), _decay_check)
+    yield from _monitor(context, store, tracking, prediction_log,
+                        lambda day, windows: _live_for_day(day, windows, config, tracking, alerts), _decay_check)

@@ -275,6 +275,13 @@ def mlflow_ui_url_overridden() -> bool:
     return bool(os.environ.get(MLFLOW_UI_URL_VAR))
 
 
+def mlflow_env_tags() -> list[str]:
+    """Environment variables tagged on the MLflow run a Dagster run's steps share (dagster-mlflow's ``env_to_tag``):
+    the comma-separated names in ``MLOPS_MLFLOW_ENV_TAGS``, only those set, so no tag ever reads "None"."""
+    names = [n.strip() for n in os.environ.get("MLOPS_MLFLOW_ENV_TAGS", "").split(",") if n.strip()]
+    return [n for n in names if os.environ.get(n) is not None]
+
+
 def local_mlflow_ui(lay: Layout | None = None) -> bool:
     """Whether `mlops up` starts an MLflow UI: only on a local store; a tracking server has its own UI."""
     return not is_remote(tracking_uri(lay))

@@ -68,6 +68,15 @@ TUNED_TAG = "mlops.tuned"
 TRIAL_TAG = "mlops.trial"
 METRIC_TAG_PREFIX = "metric."  # model-version tags `metric.<name>`: the offline holdout metrics
 
+# The MLflow run every step of one Dagster run shares (monitoring): found by dagster-mlflow's own tag key, so its
+# `mlflow_tracking` resource would find the same run; kind, job, partition and the model version it watched.
+DAGSTER_MLFLOW_RUN_TAG = "dagster_run_id"
+MLFLOW_RUN_KIND = "mlops.run_kind"
+DAGSTER_JOB_TAG = "mlops.dagster_job"
+PARTITION_TAG = "mlops.partition"
+MONITORED_VERSION_TAG = "mlops.monitored_version"
+STEP_TAG_PREFIX = "mlops.step."  # `mlops.step.<step>`: "succeeded" or "failed: <error type>", per step
+
 # The audit trail of releases (core/audit.py): one registered-model tag per entry, `mlops.audit.<seq>.<id>`.
 AUDIT_TAG_PREFIX = "mlops.audit."
 
