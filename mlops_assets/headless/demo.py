@@ -22,7 +22,7 @@ from mlops_assets.headless.sensor_runner import Runner, RunOutcome
 from mlops_assets.serving.client import deliver_labels, send
 from resources import MlflowTracking
 
-SENSOR_ORDER = ("new_data_sensor", "drift_sensor", "new_dataset_sensor", "performance_sensor")
+SENSOR_ORDER = ("new_data_sensor", "drift_sensor", "new_dataset_sensor", "performance_sensor", "mlflow_run_sensor")
 
 
 @dataclass

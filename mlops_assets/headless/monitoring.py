@@ -49,4 +49,6 @@ def run_monitoring(defs: Definitions, instance: DagsterInstance, first: date, la
         run_config={"ops": ops or {}, "loggers": {"console": {"config": {"log_level": log_level}}}})
     errors = [event.step_failure_data.error.message.strip().splitlines()[0]
               for event in result.all_events if event.is_step_failure and event.step_failure_data.error]
+    # No daemon ticks `mlflow_run_sensor` here: the run's shared MLflow run is ended now, as the run ended.
+    defs.resources["tracking"].end_finished_runs(instance)
     return MonitoringOutcome(result.run_id, result.success, days, errors)
