@@ -1,4 +1,5 @@
-"""Benchmark of ``mlops_assets.core.estimation`` (CBPE, DLE) against NannyML 0.13 on the same data.
+"""Benchmark of CBPE (``mlops_assets.core.cbpe``) and DLE (``mlops_assets.core.dle``) against NannyML 0.13 on the
+same data.
 
 Run as ``.venv/bin/python benchmarks/estimation.py [--reference N] [--chunk N] [--chunks K]``. The data has a known
 covariate shift that grows over the analysis chunks (the law of y given x never changes, so performance
@@ -134,7 +135,9 @@ def ours(
 
 
 def _ours_once(task: str, reference: pd.DataFrame, analysis: pd.DataFrame, chunk: int) -> list[dict[str, float]]:
-    from mlops_assets.core.estimation import CBPE, DLE, chunk_bounds
+    from mlops_assets.core.cbpe import CBPE
+    from mlops_assets.core.dle import DLE
+    from mlops_assets.core.estimation import chunk_bounds
 
     if task == "classification":
 
