@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from peer_venv import peer_python
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "requirements-evidently.txt"
@@ -77,18 +78,6 @@ def make_frames(rows: int, cols: int, seed: int) -> tuple[pd.DataFrame, pd.DataF
             cur[rng.choice(rows, rows // 1000, replace=False)] = np.nan
         reference[name], current[name], changes[name] = ref, cur, change
     return pd.DataFrame(reference), pd.DataFrame(current), changes
-
-
-def evidently_python(venv: Path) -> Path:
-    """The Evidently venv's interpreter, creating the venv from the pinned requirements when missing."""
-    python = venv / "bin" / "python"
-    if python.exists():
-        return python
-    print(f"creating {venv} from {REQUIREMENTS.name} (one-off)...", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    (venv / ".gitignore").write_text("*\n")  # keep the venv out of git wherever it is created
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)], check=True)
-    return python
 
 
 def worker(reference_path: str, current_path: str) -> None:
@@ -203,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.evidently_rounds < 1 or args.rounds <= args.evidently_rounds:
         parser.error("--evidently-rounds must be >= 1 and --rounds above it (ours runs before and after each)")
 
-    python = evidently_python(args.venv)
+    python = peer_python(args.venv, REQUIREMENTS)
     reference, current, changes = make_frames(args.rows, args.cols, args.seed)
     print(f"data: {args.rows:,} rows x {args.cols} float columns in reference and current "
           f"(a few NaNs in every other column); changed in current: "

@@ -1,4 +1,5 @@
-"""Benchmark of ``mlops_assets.core.estimation`` (CBPE, DLE) against NannyML 0.13 on the same data.
+"""Benchmark of CBPE (``mlops_assets.core.cbpe``) and DLE (``mlops_assets.core.dle``) against NannyML 0.13 on the
+same data.
 
 Run as ``.venv/bin/python benchmarks/estimation.py [--reference N] [--chunk N] [--chunks K]``. The data has a known
 covariate shift that grows over the analysis chunks (the law of y given x never changes, so performance
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from peer_venv import peer_python
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "requirements-nannyml.txt"
@@ -76,18 +78,6 @@ def make_data(task: str, reference_rows: int, chunk: int, chunks: int, seed: int
     return reference, analysis
 
 
-def nannyml_python(venv: Path) -> Path:
-    """The NannyML venv's interpreter, creating the venv from the pinned requirements when missing."""
-    python = venv / "bin" / "python"
-    if python.exists():
-        return python
-    print(f"creating {venv} from {REQUIREMENTS.name} (one-off)...", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    (venv / ".gitignore").write_text("*\n")  # keep the venv out of git wherever it is created
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)], check=True)
-    return python
-
-
 def worker(task: str, reference_path: str, analysis_path: str, chunk: int, repeats: int, out: str) -> None:
     """Runs inside the NannyML venv: writes per-chunk estimates and the estimation time (best of ``repeats``) as
     JSON to ``out`` (LightGBM prints to stdout, so stdout is no channel)."""
@@ -134,7 +124,9 @@ def ours(
 
 
 def _ours_once(task: str, reference: pd.DataFrame, analysis: pd.DataFrame, chunk: int) -> list[dict[str, float]]:
-    from mlops_assets.core.estimation import CBPE, DLE, chunk_bounds
+    from mlops_assets.core.cbpe import CBPE
+    from mlops_assets.core.dle import DLE
+    from mlops_assets.core.estimation import chunk_bounds
 
     if task == "classification":
 
@@ -237,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         worker(task, reference, analysis, int(chunk), int(repeats), out)
         return 0
     sys.path.insert(0, str(HERE.parent))
-    python = nannyml_python(args.venv)
+    python = peer_python(args.venv, REQUIREMENTS)
     verdicts = {task: compare(task, args, python) for task in args.tasks.split(",")}
     print(
         "\ntarget (first metric within 0.01 of NannyML's mean |estimate - realized|, >= 10x faster): "

@@ -25,16 +25,10 @@ from dagster import (
 from mlflow.exceptions import MlflowException
 
 from mlops_assets.core import contracts
+from mlops_assets.core.cbpe import CBPE
 from mlops_assets.core.contracts import CHAMPION
-from mlops_assets.core.estimation import (
-    CBPE,
-    DLE,
-    Estimate,
-    chunk_bounds,
-    estimated_decay,
-    explain_estimate,
-    with_bands,
-)
+from mlops_assets.core.dle import DLE
+from mlops_assets.core.estimation import Estimate, chunk_bounds, estimated_decay, explain_estimate, with_bands
 from mlops_assets.core.metrics import aligned_proba, class_list
 from mlops_assets.core.plots import estimated_vs_realized
 from mlops_assets.core.probabilities import proba_column

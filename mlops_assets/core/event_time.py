@@ -52,23 +52,6 @@ def bucket(frame: pd.DataFrame, timestamp_column: str | None) -> pd.DataFrame:
     return frame.assign(event_ts=ts, event_day=ts.dt.strftime("%Y-%m-%d"), event_time_fallback=fallback)
 
 
-def _with_probabilities(root: str, day: date, frame: pd.DataFrame) -> pd.DataFrame:
-    """``probabilities`` (one list per row) and ``classes`` from the raw lines while ``read_predictions`` does not
-    expose them yet; rows logged without them get None."""
-    if "probabilities" in frame.columns or frame.empty:
-        return frame
-    probabilities: list[Any] = []
-    classes: list[Any] = []
-    for rec in logs._iter_lines(root, logs.PREDICTIONS, day):
-        n = len(rec.get("data", []))
-        if n == 0:
-            continue  # read_predictions skips these lines too: the rows stay aligned
-        given = list(rec.get("probabilities") or [])
-        probabilities += (given + [None] * n)[:n]
-        classes += [rec.get("classes")] * n
-    return frame.assign(probabilities=probabilities, classes=classes)
-
-
 def _filesystem(root: str) -> tuple[Any, str]:
     fs, base = fsspec.core.url_to_fs(str(root))
     return fs, base.rstrip("/")
@@ -153,7 +136,7 @@ class EventLog:
         if day in self._frames:
             self._frames.move_to_end(day)
             return self._frames[day]
-        frame = _with_probabilities(self.root, day, logs.read_predictions(self.root, day))
+        frame = logs.read_predictions(self.root, day)
         frame = bucket(frame, self.timestamp_column).assign(served_day=day.isoformat())
         self._frames[day] = frame
         while len(self._frames) > self.cache_days:
@@ -169,7 +152,6 @@ class EventLog:
         frames = [f for f in frames if not f.empty]
         if not frames:
             return bucket(logs.read_predictions(self.root, date(1970, 1, 1)), None).assign(
-                served_day=pd.Series(dtype=object), probabilities=pd.Series(dtype=object),
-                classes=pd.Series(dtype=object))
+                served_day=pd.Series(dtype=object))
         rows = pd.concat(frames, ignore_index=True)
         return rows.sort_values(["event_ts", "ts", "request_id", "row"], kind="stable", ignore_index=True)

@@ -4,9 +4,9 @@ interval, and how much of the window has labels at all.
 Classifiers: accuracy (Wilson interval, exact for a proportion), macro F1, ROC AUC (binary, or one-vs-rest over
 the spec's classes), log loss and expected calibration error (percentile bootstrap with a fixed seed, so the same
 rows always give the same interval). The probability metrics read the class probabilities the gateway or batch
-scoring logged with each row (``probabilities``, in the order of that line's ``classes``); where none were
-logged they are reported as not available, never guessed from class labels. Regressors: RMSE (chi-square
-interval) and MAE (bootstrap).
+scoring logged with each row, as ``read_predictions`` spreads them (a ``proba_<class>`` column per class, NaN
+where a row's line has none); where none were logged they are reported as not available, never guessed from
+class labels. Regressors: RMSE (chi-square interval) and MAE (bootstrap).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pandas as pd
 
 from mlops_assets.core.metrics import ovr_roc_auc
 from mlops_assets.core.monitoring import live_metrics
+from mlops_assets.core.probabilities import PROBA_PREFIX
 
 NO_PROBABILITIES = "not available (no probabilities logged)"
 CALIBRATION_BINS = 10
@@ -49,26 +50,19 @@ def class_index(values: pd.Series, classes: list[Any]) -> np.ndarray:
 
 
 def probability_matrix(joined: pd.DataFrame, classes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows x spec classes probabilities re-ordered from each line's ``classes``, and which rows had them (a row
-    without probabilities, or without the classes that say their order, has none)."""
-    matrix = np.zeros((len(joined), len(classes)))
-    present = np.zeros(len(joined), dtype=bool)
-    if "probabilities" not in joined.columns:
-        return matrix, present
+    """Rows x spec classes probabilities from the ``proba_<class>`` columns, each row renormalised over the spec's
+    classes, and which rows had any (a class is matched as ``_key`` compares, so ``proba_1.0`` is class 1)."""
     positions = {_key(c): i for i, c in enumerate(classes)}
-    line_classes = joined["classes"] if "classes" in joined.columns else pd.Series([None] * len(joined))
-    for i, (proba, order) in enumerate(zip(joined["probabilities"], line_classes, strict=True)):
-        if not isinstance(proba, list | tuple | np.ndarray) or not isinstance(order, list | tuple | np.ndarray) \
-                or len(proba) != len(order):
+    matrix = np.zeros((len(joined), len(classes)))
+    for column in joined.columns:
+        if not isinstance(column, str) or not column.startswith(PROBA_PREFIX):
             continue
-        for cls, p in zip(order, proba, strict=True):
-            j = positions.get(_key(cls))
-            if j is not None and p is not None:
-                matrix[i, j] = float(p)
-        total = matrix[i].sum()
-        if total > 0:
-            matrix[i] /= total
-            present[i] = True
+        j = positions.get(_key(column[len(PROBA_PREFIX) :]))
+        if j is not None:
+            matrix[:, j] += np.nan_to_num(joined[column].to_numpy(dtype=float), nan=0.0)
+    total = matrix.sum(axis=1)
+    present = total > 0
+    matrix[present] /= total[present, None]
     return matrix, present
 
 

@@ -7,16 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from mlops_assets.cli import main
-from mlops_assets.core.predictions import PREDICTIONS, JsonlLog, read_id_labels
+from mlops_assets.core.predictions import read_id_labels
+from tests.support.prediction_log import log_request
 
 
 def test_labels_reports_joined_and_unknown_ids_and_refuses_bad_files(lay, tmp_path, capsys):
     served = datetime.now(UTC) - timedelta(days=3)
-    log = JsonlLog(lay.home, PREDICTIONS)
-    log.write({"request_id": "r1", "ts": served.isoformat(), "model_name": "m", "model_version": "1",
-               "slot": "champion", "columns": ["application_id", "age"], "data": [[7, 30.0], [8, 52.0]],
-               "outputs": [0, 1], "latency_ms": 1.0})
-    log.close()
+    log_request(lay.home, served, request_id="r1", slot="champion", rows=[[7, 30.0], [8, 52.0]], outputs=[0, 1],
+                latency_ms=1.0)
     labels = tmp_path / "outcomes.parquet"
     pd.DataFrame({"application_id": [7, 8, 70, 71], "default": [0, 1, 1, 0],
                   "label_timestamp": ["2026-01-02T00:00:00Z"] * 4}).to_parquet(labels)

@@ -1,6 +1,8 @@
 """Realized metrics of a window against scikit-learn's own on the same rows, with intervals and label coverage."""
 
 import math
+import tempfile
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -19,6 +21,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from mlops_assets.core.predictions import PREDICTIONS, JsonlLog, prediction_line, read_predictions
+from mlops_assets.core.probabilities import proba_column
 from mlops_assets.core.realized import (
     NO_PROBABILITIES,
     IntervalRule,
@@ -29,17 +33,26 @@ from mlops_assets.core.realized import (
 
 
 def _served(loader, *, shuffle_classes: bool = False):
-    """A model's served rows as the log holds them: prediction, probabilities in the line's class order."""
+    """A model's served rows as monitoring reads them back from the log: one line written as the gateway writes
+    it (probabilities in the line's class order), read by ``read_predictions`` (a ``proba_<class>`` column per
+    class), with the labels."""
     x, y = loader(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.4, random_state=0)
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=500)).fit(x_train, y_train)
     proba = model.predict_proba(x_test)
     classes = [int(c) for c in model.classes_]
     order = list(reversed(range(len(classes)))) if shuffle_classes else list(range(len(classes)))
-    joined = pd.DataFrame({"prediction": model.predict(x_test).astype(object),
-                           "label": [float(v) for v in y_test],  # labels arrive as JSON numbers
-                           "probabilities": [list(row[order]) for row in proba],
-                           "classes": [[classes[i] for i in order]] * len(x_test)})
+    line = prediction_line("r1", model_name="m", model_version="1", slot="champion",
+                           columns=[f"x{i}" for i in range(x.shape[1])], data=x_test.tolist(),
+                           outputs=model.predict(x_test).tolist(), latency_ms=1.0,
+                           probabilities=proba[:, order].tolist(), classes=[classes[i] for i in order])
+    served = date(2026, 1, 2)
+    with tempfile.TemporaryDirectory() as root:
+        log = JsonlLog(root, PREDICTIONS)
+        log.write(line | {"ts": f"{served.isoformat()}T12:00:00+00:00"})
+        log.close()
+        frame = read_predictions(root, served)
+    joined = frame.assign(label=[float(v) for v in y_test])  # labels arrive as JSON numbers
     return joined, y_test, proba, classes
 
 
@@ -81,11 +94,13 @@ def test_calibration_error_is_zero_when_confidence_matches_accuracy():
 
 def test_without_logged_probabilities_the_probability_metrics_say_so():
     joined, y, proba, classes = _served(load_breast_cancer)
-    out = realized_metrics(joined.drop(columns=["probabilities", "classes"]), "classification", classes)
+    proba_columns = [proba_column(c) for c in classes]
+    out = realized_metrics(joined.drop(columns=proba_columns), "classification", classes)
     assert out["accuracy"]["value"] is not None
     for name in ("roc_auc", "log_loss", "ece"):
         assert out[name]["value"] is None and out[name]["note"] == NO_PROBABILITIES
-    half = joined.assign(probabilities=[p if i % 2 else None for i, p in enumerate(joined["probabilities"])])
+    half = joined.copy()
+    half.loc[half.index % 2 == 0, proba_columns] = np.nan  # as read back where a row's line logged none
     partial = realized_metrics(half, "classification", classes)
     assert partial["roc_auc"]["rows"] == len(joined) // 2 and "with logged probabilities" in partial["roc_auc"]["note"]
 

@@ -8,17 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 from dagster import AssetKey
 
-from mlops_assets.core.predictions import PREDICTIONS, JsonlLog
 from mlops_assets.headless.sensor_runner import Runner
+from tests.support.prediction_log import log_request
 
 
 def test_a_label_file_in_the_zone_is_delivered_reported_and_reevaluates_its_day(defs, instance, lay):
     served = datetime.now(UTC) - timedelta(days=90)
-    log = JsonlLog(lay.home, PREDICTIONS)
-    log.write({"request_id": "batch-7", "ts": served.isoformat(), "model_name": "m", "model_version": "1",
-               "slot": "batch", "columns": ["application_id", "age"], "data": [[101, 30.0], [102, 41.0]],
-               "outputs": [0, 1], "latency_ms": 0.0})
-    log.close()
+    log_request(lay.home, served, request_id="batch-7", slot="batch", rows=[[101, 30.0], [102, 41.0]],
+                outputs=[0, 1], latency_ms=0.0)
     pd.DataFrame({"application_id": [101, 102, 999], "default": [0, 0, 1]}).to_csv(
         lay.labels_incoming / "outcomes.csv", index=False)
     pd.DataFrame({"application_id": [101]}).to_csv(lay.labels_incoming / "no_target.csv", index=False)

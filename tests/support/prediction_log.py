@@ -1,5 +1,9 @@
 """Play the gateway in tests that exercise monitoring without HTTP: the champion's real predictions, logged
-with the gateway's own writer and record format."""
+with the gateway's own writer and record format; or one hand-written request of the demo's ids, for the tests of
+labels joined by business id."""
+
+from datetime import datetime
+from pathlib import Path
 
 import mlflow
 
@@ -26,3 +30,22 @@ def serve(lay, tracking, spec, frame, *, with_labels: bool) -> None:
             feedback.write({"request_id": rid, "labels": part[spec.target].tolist()})
     predictions.close()
     feedback.close()
+
+
+def log_request(
+    root: Path,
+    served: datetime,
+    *,
+    request_id: str,
+    slot: str,
+    rows: list[list[float]],
+    outputs: list[int],
+    latency_ms: float,
+) -> None:
+    """One prediction line of (``application_id``, ``age``) rows of model ``m`` v1, served at ``served``, written
+    with the gateway's own writer (``slot`` ``batch`` as batch scoring logs it)."""
+    log = JsonlLog(root, PREDICTIONS)
+    log.write({"request_id": request_id, "ts": served.isoformat(), "model_name": "m", "model_version": "1",
+               "slot": slot, "columns": ["application_id", "age"], "data": rows, "outputs": outputs,
+               "latency_ms": latency_ms})
+    log.close()
