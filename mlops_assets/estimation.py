@@ -5,9 +5,7 @@ confirms or clears it (``live_performance``; the performance sensor reads both).
 
 import base64
 import math
-import tempfile
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -19,7 +17,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     MetadataValue,
-    Output,
     asset,
 )
 from mlflow.exceptions import MlflowException
@@ -34,7 +31,7 @@ from mlops_assets.core.plots import estimated_vs_realized
 from mlops_assets.core.probabilities import proba_column
 from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.core.windows import ChunkRule
-from mlops_assets.monitoring import DAILY_MONITORING, WindowConfig, Windows
+from mlops_assets.monitoring import DAILY_MONITORING, DayResult, WindowConfig, Windows, monitor_days
 from mlops_assets.retries import retry_transient
 from resources import Alerter, DataStore, MlflowTracking, PredictionLog
 
@@ -199,20 +196,6 @@ def _estimate_day(
     return record, parts
 
 
-def _log_to_mlflow(tracking: MlflowTracking, record: dict[str, Any], png: bytes | None) -> None:
-    """The day's record and plot next to the champion's training run, where its holdout figures are."""
-    champion = tracking.version_by_alias(CHAMPION)
-    if champion is None or champion.run_id is None:
-        return
-    client = tracking.client()
-    client.log_dict(champion.run_id, record, f"monitoring/estimated/{record['day']}.json")
-    if png:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp, f"{record['day']}.png")
-            path.write_bytes(png)
-            client.log_artifact(champion.run_id, str(path), "monitoring/estimated")
-
-
 def _metadata(record: dict[str, Any], png: bytes | None) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "status": record["status"],
@@ -281,29 +264,13 @@ def estimated_performance(
     prediction_log: PredictionLog,
     alerts: Alerter,
 ):
-    keys = context.partition_keys
-    windows = Windows(store, prediction_log)
-    records = {}
-    metadata: dict[str, Any] = {}
-    for key in keys:
-        record, parts = _estimate_day(date.fromisoformat(key), config, store, tracking, windows)
-        png = (
-            estimated_vs_realized(parts, record["metric"], record.get("baseline"), config.tolerance) if parts else None
-        )
-        if record["status"] == "ok":
-            _log_to_mlflow(tracking, record, png)
+    def day_result(day: date, windows: Windows) -> DayResult:
+        record, parts = _estimate_day(day, config, store, tracking, windows)
+        png = (estimated_vs_realized(parts, record["metric"], record.get("baseline"), config.tolerance)
+               if parts else None)
         if record["estimated_decay"]:
-            alerts.alert(
-                "estimated_decay",
-                f"{key}: estimated {record['metric']} of champion "
-                f"v{record['champion_version']} fell: {record['chunk']['why']}",
-                severity="warning",
-            )
-        records[key] = record
-        metadata = _metadata(record, png)
-    record = records[keys[-1]]
-    if len(keys) == 1:
-        yield Output(record, metadata=metadata)
-    else:
-        yield Output(records, metadata={**metadata, "days": len(keys)})
-    yield _check(record)
+            alerts.alert("estimated_decay", f"{day}: estimated {record['metric']} of champion "
+                         f"v{record['champion_version']} fell: {record['chunk']['why']}", severity="warning")
+        return record, _metadata(record, png), png
+
+    yield from monitor_days(context, store, tracking, prediction_log, day_result, _check)

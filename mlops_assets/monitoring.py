@@ -225,9 +225,9 @@ def _log_day(run: Any, name: str, key: str, step: int, day: DayResult) -> None:
             run.log_artifact(str(path), name)
 
 
-def _monitor(context: AssetExecutionContext, store: DataStore, tracking: MlflowTracking, prediction_log: PredictionLog,
-             compute: Callable[[date, Windows], DayResult],
-             judge: Callable[[dict[str, Any]], AssetCheckResult]) -> Iterator[Output | AssetCheckResult]:
+def monitor_days(context: AssetExecutionContext, store: DataStore, tracking: MlflowTracking,
+                 prediction_log: PredictionLog, compute: Callable[[date, Windows], DayResult],
+                 judge: Callable[[dict[str, Any]], AssetCheckResult]) -> Iterator[Output | AssetCheckResult]:
     """One day per run from sensors and the UI; a whole range in one run for CLI backfills (single-run
     backfill policy): then the value maps day -> record. The asset check judges the newest day's record. Each
     day is logged into the monitoring run's MLflow run (step = the day's place in the range), linked here."""
@@ -284,7 +284,7 @@ def _decay_check(record: dict[str, Any]) -> AssetCheckResult:
 @retry_transient
 def drift_report(context: AssetExecutionContext, config: DriftReportConfig, store: DataStore,
                  tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter):
-    yield from _monitor(context, store, tracking, prediction_log,
+    yield from monitor_days(context, store, tracking, prediction_log,
                         lambda day, windows: _drift_for_day(day, windows, config, store, tracking, alerts),
                         _drift_check)
 
@@ -341,5 +341,5 @@ def _live_for_day(day: date, windows: Windows, config: LivePerformanceConfig,
 @retry_transient
 def live_performance(context: AssetExecutionContext, config: LivePerformanceConfig, store: DataStore,
                      tracking: MlflowTracking, prediction_log: PredictionLog, alerts: Alerter):
-    yield from _monitor(context, store, tracking, prediction_log,
+    yield from monitor_days(context, store, tracking, prediction_log,
                         lambda day, windows: _live_for_day(day, windows, config, tracking, alerts), _decay_check)

@@ -115,8 +115,11 @@ def test_a_shifted_day_is_flagged_before_any_label_and_labels_confirm_it(platfor
     assert check.evaluation.passed is False
     metadata = instance.get_latest_materialization_event(AssetKey("estimated_performance")).asset_materialization
     assert metadata.metadata["estimated_vs_realized"].value.startswith("![estimated vs realized](data:image/png")
-    logged = {a.path for a in tracking.client().list_artifacts(v1.run_id, "monitoring/estimated")}
-    assert f"monitoring/estimated/{SHIFTED}.png" in logged and f"monitoring/estimated/{SHIFTED}.json" in logged
+    run_id = metadata.metadata["mlflow_run_id"].value  # the monitoring run's own MLflow run, not the model's
+    assert run_id != v1.run_id
+    logged = {a.path for a in tracking.client().list_artifacts(run_id, "estimated_performance")}
+    assert f"estimated_performance/{SHIFTED}.png" in logged and f"estimated_performance/{SHIFTED}.json" in logged
+    assert not tracking.client().list_artifacts(v1.run_id, "estimated_performance")
     assert tracking.client().list_artifacts(v1.run_id, f"estimation/v{v1.version}")  # calibration cached
 
     # The performance sensor acts on the estimate: one retraining request tagged `estimated`.
