@@ -13,6 +13,7 @@ is answered by MLflow's client (:class:`ClientReader`), so the answer is always 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import re
 import sqlite3
@@ -267,7 +268,7 @@ class RestReader:
             raise RegistryError(
                 body.get("error_code", f"HTTP {err.code}"), body.get("message", f"{url} answered HTTP {err.code}")
             ) from None
-        except (urllib.error.URLError, TimeoutError) as err:
+        except (OSError, http.client.HTTPException) as err:  # refused, reset, timed out, cut mid-answer
             raise RegistryError(
                 "UNREACHABLE", f"MLflow tracking server {self.base} did not answer: {getattr(err, 'reason', err)}"
             ) from None

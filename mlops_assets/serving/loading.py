@@ -63,8 +63,9 @@ def load_version(download_uri: str, *, tracking_uri: str, registry_uri: str) -> 
     import mlflow.artifacts  # only for artifacts elsewhere: MLflow's client speaks every artifact store
 
     with tempfile.TemporaryDirectory(prefix="mlops-gateway-") as tmp:
-        path = mlflow.artifacts.download_artifacts(artifact_uri=download_uri, dst_path=tmp,
-                                                   tracking_uri=tracking_uri, registry_uri=registry_uri)
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=download_uri, dst_path=tmp, tracking_uri=tracking_uri, registry_uri=registry_uri
+        )
         return read_model_dir(Path(path))
 
 
@@ -73,12 +74,16 @@ def read_model_dir(path: Path) -> ModelFiles:
     meta = yaml.load((path / "MLmodel").read_text(encoding="utf-8"), Loader=_Loader) or {}
     flavor = (meta.get("flavors") or {}).get("sklearn")
     if not isinstance(flavor, dict):
-        raise ModelFormatError(f"{path} has no sklearn flavour; the gateway serves scikit-learn models logged with "
-                               "mlflow.sklearn.log_model(..., serialization_format='skops')")
+        raise ModelFormatError(
+            f"{path} has no sklearn flavour; the gateway serves scikit-learn models logged with "
+            "mlflow.sklearn.log_model(..., serialization_format='skops')"
+        )
     serialised = flavor.get("serialization_format", "pickle")  # MLflow's default when the field is absent
     if serialised != SKOPS:
-        raise ModelFormatError(f"the model is saved as {serialised!r}; the gateway loads only skops files (a pickle "
-                               "runs whatever code it carries): log it with serialization_format='skops'")
+        raise ModelFormatError(
+            f"the model is saved as {serialised!r}; the gateway loads only skops files (a pickle "
+            "runs whatever code it carries): log it with serialization_format='skops'"
+        )
     schema = protocol.InputSchema.from_signature(meta.get("signature"))
     trusted = flavor.get("skops_trusted_types") or []
     if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):

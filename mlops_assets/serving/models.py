@@ -217,6 +217,10 @@ class ModelManager:
         while True:
             try:
                 self.refresh()
+                if self.config.admin_token and self._writes is None and self.routing.champion is not None:
+                    # MLflow's client for the admin endpoints' writes, made once the model serves (start-up
+                    # never waits for it): an operator's first write, e.g. a canary share to 0, answers at once.
+                    self._registry_writes().client()
             except Exception as exc:  # a dead poller would silently end hot swaps: record and keep polling
                 self._registry_error = f"poller: {type(exc).__name__}: {exc}"
             if self._stop.wait(self.config.poll_seconds):
