@@ -136,6 +136,7 @@ class ModelManager:
                 state = self._registry().state()
             except Exception as exc:  # registry unreachable: keep serving what we have
                 self._registry_error = f"registry unreachable: {type(exc).__name__}: {exc}"
+                self._reader = None  # the next poll checks the store afresh (e.g. a schema migrated meanwhile)
                 return self._served()
             self._registry_error = None
             champion, canary = state.aliases.get(CHAMPION), state.aliases.get(CANARY)
