@@ -27,6 +27,7 @@ from mlops_assets.core import contracts as c
 from mlops_assets.core.code_version import code_version, git_commit
 from mlops_assets.core.contracts import AuditAction
 from mlops_assets.core.records import AuditEntry
+from mlops_assets.core.registry_view import NoCanaryError
 
 Why = Mapping[str, Any] | None  # the audit trail's "why": Dagster run id, trigger, gate or canary evidence
 
@@ -49,10 +50,6 @@ class VersionInfo:
         """The holdout metrics the version was registered with (tags ``metric.<name>``)."""
         return {k.removeprefix(c.METRIC_TAG_PREFIX): float(v) for k, v in self.tags.items()
                 if k.startswith(c.METRIC_TAG_PREFIX)}
-
-
-class NoCanaryError(RuntimeError):
-    """The canary slot is empty, or holds a shadow release (which never answers traffic)."""
 
 
 class ApprovalError(RuntimeError):

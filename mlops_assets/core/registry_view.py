@@ -1,6 +1,8 @@
-"""A read-only view of the platform's registered model for ``mlops registry list`` and ``show``, without MLflow.
+"""A read-only view of the platform's registered model, without MLflow: for ``mlops registry list`` and ``show``,
+and for the gateway's alias polls and model lookups.
 
-Importing ``mlflow`` and opening its store take 3-4 s, most of a listing command's time. So the two stores the
+Importing ``mlflow`` and opening its store take 3-4 s, most of a listing command's time and of the gateway's
+start-up. So the two stores the
 platform runs on are read directly: the embedded SQLite store with a read-only query of MLflow's registry tables,
 only when the schema revision MLflow stamped on the file is one this reader was checked against
 (``tests/core/test_registry_view.py`` fails when the pinned MLflow moves on), and an MLflow server through its
@@ -11,6 +13,7 @@ is answered by MLflow's client (:class:`ClientReader`), so the answer is always 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import re
 import sqlite3
@@ -46,12 +49,26 @@ class VersionView:
     aliases: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ModelState:
+    """What the gateway follows: the version behind each alias, and the registered model's tags (the canary's
+    split). Empty when the model does not exist (yet)."""
+
+    aliases: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
 class NoSuchVersion(LookupError):
     """The registry says the model has no such version."""
 
 
+class NoCanaryError(RuntimeError):
+    """The canary slot is empty, or holds a shadow release (which never answers traffic). Defined here, without
+    MLflow, so that the gateway can catch it from ``core.registry``'s writes without importing MLflow."""
+
+
 class RegistryError(RuntimeError):
-    """The registry refused or failed a read: MLflow's ``error_code`` and ``message``."""
+    """The registry refused or failed a read (or a gateway's write): MLflow's ``error_code`` and ``message``."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -69,6 +86,12 @@ class RegistryReader(Protocol):
 
     def version(self, version: str) -> VersionView:
         """One version; :class:`NoSuchVersion` when the registry has none."""
+
+    def state(self) -> ModelState:
+        """The aliases and model tags now."""
+
+    def download_uri(self, version: str) -> str:
+        """Where the version's artifacts are, as MLflow's ``get_model_version_download_uri`` answers."""
 
 
 def fast_reader(
@@ -96,7 +119,9 @@ class SqliteReader:
         """None unless the file exists and carries a known schema revision in the single-tenant workspace."""
         if not path.is_file():
             return None  # a fresh home: MLflow's client creates the store, as before
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        # Shared across threads (the gateway's poller and its admin endpoints), one call at a time: the gateway
+        # reads under its own lock and the CLI from one thread.
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
         try:
             (revision,) = db.execute("SELECT version_num FROM alembic_version").fetchone() or (None,)
             other = db.execute("SELECT 1 FROM registered_models WHERE workspace != ? LIMIT 1", (_WORKSPACE,))
@@ -115,6 +140,27 @@ class SqliteReader:
         if not found:
             raise NoSuchVersion(version)
         return found[0]
+
+    def state(self) -> ModelState:
+        key = (_WORKSPACE, self.model_name)
+        aliases = self._db.execute(
+            "SELECT a.alias, a.version FROM registered_model_aliases a JOIN model_versions v ON v.workspace = "
+            "a.workspace AND v.name = a.name AND v.version = a.version WHERE a.workspace = ? AND a.name = ? AND "
+            "v.current_stage != ?",
+            (*key, _DELETED),
+        )
+        tags = self._db.execute("SELECT key, value FROM registered_model_tags WHERE workspace = ? AND name = ?", key)
+        return ModelState({alias: str(version) for alias, version in aliases}, dict(tags.fetchall()))
+
+    def download_uri(self, version: str) -> str:
+        found = self._db.execute(
+            "SELECT storage_location, source FROM model_versions WHERE workspace = ? AND name = ? AND version = ? "
+            "AND current_stage != ?",
+            (_WORKSPACE, self.model_name, int(version), _DELETED),
+        ).fetchone()
+        if found is None:
+            raise NoSuchVersion(version)
+        return found[0] or found[1]  # what MLflow's SQL store answers: the storage location, else the source
 
     def _select(self, where: str, *args: Any) -> list[VersionView]:
         key = (_WORKSPACE, self.model_name)
@@ -186,6 +232,27 @@ class RestReader:
             raise
         return _view(mv, list(mv.get("aliases", [])))
 
+    def state(self) -> ModelState:
+        try:
+            model = self._get("registered-models/get", {"name": self.model_name})["registered_model"]
+        except RegistryError as exc:
+            if exc.code in _ABSENT:
+                return ModelState()
+            raise
+        return ModelState(
+            {a["alias"]: str(a["version"]) for a in model.get("aliases", [])},
+            {t["key"]: t.get("value") for t in model.get("tags", [])},
+        )
+
+    def download_uri(self, version: str) -> str:
+        try:
+            params = {"name": self.model_name, "version": version}
+            return self._get("model-versions/get-download-uri", params)["artifact_uri"]
+        except RegistryError as exc:
+            if exc.code == "RESOURCE_DOES_NOT_EXIST":
+                raise NoSuchVersion(version) from None
+            raise
+
     def _get(self, endpoint: str, params: dict[str, str]) -> dict:
         url = f"{self.base}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(params)}"
         try:
@@ -201,7 +268,7 @@ class RestReader:
             raise RegistryError(
                 body.get("error_code", f"HTTP {err.code}"), body.get("message", f"{url} answered HTTP {err.code}")
             ) from None
-        except (urllib.error.URLError, TimeoutError) as err:
+        except (OSError, http.client.HTTPException) as err:  # refused, reset, timed out, cut mid-answer
             raise RegistryError(
                 "UNREACHABLE", f"MLflow tracking server {self.base} did not answer: {getattr(err, 'reason', err)}"
             ) from None
@@ -248,6 +315,27 @@ class ClientReader:
                 raise NoSuchVersion(version) from None
             raise RegistryError(exc.error_code, exc.message) from exc
         return self._of(mv, mv.tags)
+
+    def state(self) -> ModelState:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self.registry.client().get_registered_model(self.registry.model_name)
+        except MlflowException as exc:
+            if exc.error_code in _ABSENT:
+                return ModelState()
+            raise RegistryError(exc.error_code, exc.message) from exc
+        return ModelState({alias: str(v) for alias, v in model.aliases.items()}, dict(model.tags))
+
+    def download_uri(self, version: str) -> str:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.registry.client().get_model_version_download_uri(self.registry.model_name, version)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise NoSuchVersion(version) from None
+            raise RegistryError(exc.error_code, exc.message) from exc
 
     @staticmethod
     def _of(mv: Any, tags: dict[str, str]) -> VersionView:

@@ -18,10 +18,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from importlib.metadata import version as distribution_version
 
-import mlflow
 import orjson
-from mlflow.exceptions import MlflowException
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -32,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mlops_assets.core.contracts import CANARY, CHAMPION, SHADOW
 from mlops_assets.core.deployment import route_to_canary
 from mlops_assets.core.predictions import FEEDBACK, PREDICTIONS, JsonlLog, prediction_line
-from mlops_assets.core.registry import NoCanaryError
+from mlops_assets.core.registry_view import NoCanaryError, RegistryError
 from mlops_assets.serving import protocol
 from mlops_assets.serving.batching import Answer, Batcher
 from mlops_assets.serving.config import GatewayConfig
@@ -44,6 +43,7 @@ log = logging.getLogger(__name__)
 
 OFFLOAD_BYTES = 256 * 1024  # bodies above this are decoded on a thread, keeping the event loop responsive
 ADMIN_BODY_BYTES = 4096  # admin requests are a few fields
+MLFLOW_VERSION = distribution_version("mlflow")  # from its package metadata: importing MLflow takes seconds
 
 
 _ERROR_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
@@ -278,7 +278,7 @@ class Gateway:
         slot = self.manager.routing.champion
         return JSONResponse({"model_name": self.config.model_name,
                              "model_version": slot.version if slot else None,
-                             "mlflow_version": mlflow.__version__})
+                             "mlflow_version": MLFLOW_VERSION})
 
     async def prometheus(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
@@ -304,7 +304,7 @@ class Gateway:
             return _error(400, str(exc))
         except NoCanaryError as exc:
             return _error(409, str(exc))
-        except MlflowException as exc:  # e.g. a READ-only registry account: nothing changed
+        except RegistryError as exc:  # e.g. a READ-only registry account: nothing changed
             return _error(502, f"the registry refused the change: {exc.message}")
         routing = self.manager.routing
         return JSONResponse({"canary_version": version, "canary_percent": routing.canary_percent,

@@ -8,7 +8,10 @@ traffic, or a copy of all of it in shadow mode. The registry stays the only stat
 back as it was.
 
 Speed: the raw scikit-learn pipeline is served (no pyfunc) and the signature is compiled once per model.
-This is the one serving module that talks to the registry.
+Start-up and polls never import MLflow on the platform's stores: aliases, tags and artifact locations are read
+by ``core.registry_view`` (the SQLite registry read-only, an MLflow server through its REST API) and a model on
+this machine's disk is read in place (``serving.loading``); other stores go through MLflow's client, as do
+the canary-share writes. This is the one serving module that talks to the registry.
 """
 
 from __future__ import annotations
@@ -22,22 +25,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import mlflow
-import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.models import Model
 from threadpoolctl import threadpool_limits
 
+from mlops_assets import settings
+from mlops_assets.core import registry_view
 from mlops_assets.core.contracts import CANARY, CANARY_PERCENT_TAG, CHAMPION, RELEASE_MODE_TAG
 from mlops_assets.core.probabilities import Predicted, Predictor
-from mlops_assets.core.registry import ModelRegistry
 from mlops_assets.serving import protocol
 from mlops_assets.serving.config import GatewayConfig
 from mlops_assets.serving.fastpath import FastPipeline, compile_pipeline
+from mlops_assets.serving.loading import load_version
 
 RETRY_FAILED_SECONDS = 60.0  # a version that failed to load is tried again after this (the cause may pass)
-_NO_ALIAS = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}  # MLflow's codes for a missing model/alias
-
 
 
 @dataclass(frozen=True)
@@ -88,10 +87,8 @@ class ModelManager:
         self._errors: dict[str, tuple[str, float]] = {}  # version -> (why it failed, when to try again)
         self._wanted: tuple[str | None, str | None] = (None, None)
         self._registry_error: str | None = None
-        self._client: mlflow.MlflowClient | None = None
-        self._registry_writes = ModelRegistry(  # the platform's own registry writes, under its lock
-            tracking_uri=config.tracking_uri, registry_uri=config.registry_uri, model_name=config.model_name,
-            lock_dir=config.lock_dir or str(Path(tempfile.gettempdir()) / "mlops-locks"))
+        self._reader: registry_view.RegistryReader | None = None
+        self._writes: Any = None  # core.registry.ModelRegistry, made on first use: it imports MLflow
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -109,19 +106,25 @@ class ModelManager:
             return f"no '{CHAMPION}' alias for model {self.config.model_name!r} yet"
         return None
 
-    def _registry(self) -> mlflow.MlflowClient:
-        if self._client is None:
-            self._client = mlflow.MlflowClient(tracking_uri=self.config.tracking_uri,
-                                               registry_uri=self.config.registry_uri)
-        return self._client
+    def _registry(self) -> registry_view.RegistryReader:
+        """The MLflow-free reader when it answers as MLflow would, kept once found; else MLflow's client, and
+        the fast reader is tried again at the next poll (a SQLite store that did not exist yet)."""
+        if self._reader is None:
+            self._reader = registry_view.fast_reader(
+                self.config.registry_uri, self.config.model_name, auth=settings.mlflow_http_auth(),
+                customised=settings.mlflow_http_customised())
+        return self._reader or registry_view.ClientReader(self._registry_writes())
 
-    def _alias(self, client: mlflow.MlflowClient, alias: str) -> str | None:
-        try:
-            return str(client.get_model_version_by_alias(self.config.model_name, alias).version)
-        except MlflowException as exc:
-            if exc.error_code in _NO_ALIAS:
-                return None
-            raise
+    def _registry_writes(self) -> Any:
+        """The platform's own registry writes (under its lock), with this gateway's URIs."""
+        if self._writes is None:
+            from mlops_assets.core.registry import ModelRegistry  # imports MLflow: only when needed
+
+            self._writes = ModelRegistry(
+                tracking_uri=self.config.tracking_uri, registry_uri=self.config.registry_uri,
+                model_name=self.config.model_name,
+                lock_dir=self.config.lock_dir or str(Path(tempfile.gettempdir()) / "mlops-locks"))
+        return self._writes
 
     def refresh(self, force: bool = False) -> str | None:
         """Load what the aliases point at if it is new; returns the champion version served afterwards.
@@ -130,14 +133,14 @@ class ModelManager:
         """
         with self._lock:
             try:
-                client = self._registry()
-                champion = self._alias(client, CHAMPION)
-                canary = self._alias(client, CANARY)
-                tags = client.get_registered_model(self.config.model_name).tags if canary else {}
+                state = self._registry().state()
             except Exception as exc:  # registry unreachable: keep serving what we have
                 self._registry_error = f"registry unreachable: {type(exc).__name__}: {exc}"
+                self._reader = None  # the next poll checks the store afresh (e.g. a schema migrated meanwhile)
                 return self._served()
             self._registry_error = None
+            champion, canary = state.aliases.get(CHAMPION), state.aliases.get(CANARY)
+            tags = state.tags if canary else {}
             self._wanted = (champion, canary)
             current = self.routing
             new_champion = self._get(champion, force) if champion else None
@@ -149,8 +152,14 @@ class ModelManager:
 
     def set_canary_percent(self, percent: float) -> str:
         """Write the canary's share to the registry, then route by it here at once (other replicas follow at
-        their next poll); returns the canary version. Raises NoCanaryError, or ValueError for a bad share."""
-        version = self._registry_writes.set_canary_percent(percent)
+        their next poll); returns the canary version. Raises NoCanaryError, ValueError for a bad share, or
+        RegistryError when the registry refuses the write."""
+        from mlflow.exceptions import MlflowException  # the registry writes are MLflow's client
+
+        try:
+            version = self._registry_writes().set_canary_percent(percent)
+        except MlflowException as exc:
+            raise registry_view.RegistryError(exc.error_code, exc.message) from exc
         self.refresh()
         return version
 
@@ -182,27 +191,18 @@ class ModelManager:
             del self._loaded[version]
 
     def _load(self, version: str) -> Slot:
-        """Download with this gateway's own URIs (never the process-global ones), load the raw sklearn model,
-        and prove it predicts on its own input example before it may serve."""
-        client = self._registry()
-        uri = client.get_model_version_download_uri(self.config.model_name, version)
-        with tempfile.TemporaryDirectory(prefix="mlops-gateway-") as tmp:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp,
-                                                        tracking_uri=self.config.tracking_uri,
-                                                        registry_uri=self.config.registry_uri)
-            meta = Model.load(local)
-            kept = (self.config.id_column, self.config.timestamp_column)  # logged with the rows when sent
-            schema = replace(protocol.InputSchema.from_signature(meta.signature),
-                             logged=tuple(dict.fromkeys(c for c in kept if c)))
-            model = mlflow.sklearn.load_model(local)
-            example = meta.load_input_example(local)
-        if not isinstance(example, pd.DataFrame):
-            example = None
-        slot = Slot(version, model, schema, datetime.now(UTC).isoformat(timespec="seconds"),
-                    compile_pipeline(model, schema, example))
-        if example is not None:  # the very call serving makes, on one thread as there (batching)
+        """Load the raw sklearn model from where the registry keeps this version (read in place when on this
+        machine, else downloaded with this gateway's own URIs), and prove it predicts on its own input example
+        before it may serve."""
+        files = load_version(self._registry().download_uri(version), tracking_uri=self.config.tracking_uri,
+                             registry_uri=self.config.registry_uri)
+        kept = (self.config.id_column, self.config.timestamp_column)  # logged with the rows when sent
+        schema = replace(files.schema, logged=tuple(dict.fromkeys(c for c in kept if c)))
+        slot = Slot(version, files.model, schema, datetime.now(UTC).isoformat(timespec="seconds"),
+                    compile_pipeline(files.model, schema, files.example))
+        if files.example is not None:  # the very call serving makes, on one thread as there (batching)
             with threadpool_limits(limits=1, user_api="openmp"):
-                slot.predict([protocol.validate(protocol.Table.from_frame(example), schema)])
+                slot.predict([protocol.validate(protocol.Table.from_frame(files.example), schema)])
         return slot
 
     def start(self) -> None:
@@ -218,6 +218,10 @@ class ModelManager:
         while True:
             try:
                 self.refresh()
+                if self.config.admin_token and self._writes is None and self.routing.champion is not None:
+                    # MLflow's client for the admin endpoints' writes, made once the model serves (start-up
+                    # never waits for it): an operator's first write, e.g. a canary share to 0, answers at once.
+                    self._registry_writes().client()
             except Exception as exc:  # a dead poller would silently end hot swaps: record and keep polling
                 self._registry_error = f"poller: {type(exc).__name__}: {exc}"
             if self._stop.wait(self.config.poll_seconds):

@@ -78,27 +78,32 @@ class InputSchema:
 
     @classmethod
     def from_signature(cls, signature: Any) -> InputSchema:
-        """From an MLflow ``ModelSignature`` with named columns; raises ValueError for any other."""
-        if signature is None or signature.inputs is None:
+        """From a signature with named columns: MLflow's ``ModelSignature``, or the ``signature`` mapping of an
+        ``MLmodel`` file as the gateway reads it without MLflow (the same JSON); raises ValueError for any other."""
+        if signature is not None and not isinstance(signature, dict):
+            signature = signature.to_dict()
+        inputs = (signature or {}).get("inputs")
+        if not inputs:
             raise ValueError("the model has no input signature; log it with one")
-        inputs = signature.inputs
-        if inputs.is_tensor_spec() or not inputs.has_input_names():
+        specs = json.loads(inputs)  # one {"name", "type", "required"} per column, in the model's order
+        if not isinstance(specs, list) or not all(isinstance(spec, dict) and spec.get("name") and
+                                                  spec.get("type") != "tensor" for spec in specs):
             raise ValueError("the model's signature is not a table of named columns; the gateway serves "
                              "models that take a DataFrame")
         sets: dict[str, set[str]] = {key: set() for key in (FLOAT, BOOL, DATETIME, ANY, "optional")}
-        for spec in inputs.inputs:
-            type_name = getattr(spec.type, "name", "")  # a DataType member; Array, Object and Map have none
+        for spec in specs:
+            name, type_name = spec["name"], spec.get("type")  # arrays, objects and maps are passed through
             if type_name in _NUMERIC_TYPES:
-                sets[FLOAT].add(spec.name)
+                sets[FLOAT].add(name)
             elif type_name == "boolean":
-                sets[BOOL].add(spec.name)
+                sets[BOOL].add(name)
             elif type_name == "datetime":
-                sets[DATETIME].add(spec.name)
+                sets[DATETIME].add(name)
             elif type_name != "string":
-                sets[ANY].add(spec.name)
-            if not spec.required:
-                sets["optional"].add(spec.name)
-        return cls(tuple(inputs.input_names()), frozenset(sets[FLOAT]), frozenset(sets[BOOL]),
+                sets[ANY].add(name)
+            if not spec.get("required", True):
+                sets["optional"].add(name)
+        return cls(tuple(spec["name"] for spec in specs), frozenset(sets[FLOAT]), frozenset(sets[BOOL]),
                    frozenset(sets[DATETIME]), frozenset(sets[ANY]), frozenset(sets["optional"]))
 
 

@@ -14,6 +14,7 @@ from mlops_assets.core.registry import ModelRegistry
 from mlops_assets.core.registry_view import (
     KNOWN_SCHEMA_REVISIONS,
     ClientReader,
+    ModelState,
     NoSuchVersion,
     RestReader,
     SqliteReader,
@@ -68,6 +69,23 @@ def assert_same_answers(fast, reference) -> None:
         for reader in (fast, reference):
             with pytest.raises(NoSuchVersion):
                 reader.version(missing)
+            with pytest.raises(NoSuchVersion):
+                reader.download_uri(missing)
+    # What the gateway follows and loads from.
+    assert fast.state() == reference.state()
+    assert fast.state().aliases == {c.CHAMPION: "2", c.PREVIOUS: "1", c.CHALLENGER: "4", c.CANARY: "4"}
+    assert fast.state().tags[c.CANARY_PERCENT_TAG] == "10"
+    for number in ("1", "2", "4"):
+        assert fast.download_uri(number) == reference.download_uri(number)
+
+
+def test_a_model_not_registered_yet_has_no_aliases(store: Path, tmp_path: Path):
+    """The gateway starts before the first training run: no aliases, no tags, no error."""
+    uri = f"sqlite:///{store}"
+    fast = SqliteReader.open(store, "not-yet")
+    reference = ClientReader(ModelRegistry(tracking_uri=uri, registry_uri=uri, model_name="not-yet",
+                                           lock_dir=str(tmp_path / "locks")))
+    assert fast.state() == reference.state() == ModelState()
 
 
 def test_the_pinned_mlflow_schema_is_one_the_sqlite_reader_was_checked_against():

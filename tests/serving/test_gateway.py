@@ -356,8 +356,8 @@ def test_a_crashed_gateway_comes_back_to_the_registrys_state(store: Store, champ
 
     try:
         assert gateway.wait_for(slots={"champion": "1", "canary": canary})["canary_percent"] == 10.0
-        share = httpx.put(f"{gateway.url}/admin/traffic", json={"canary_percent": 30},
-                          headers={"Authorization": f"Bearer {TOKEN}"})
+        share = httpx.put(f"{gateway.url}/admin/traffic", json={"canary_percent": 30},  # may wait for MLflow's
+                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)  # client, made after start-up
         assert share.status_code == 200, share.text
         state = {k: gateway.health()[k] for k in ("slots", "canary_percent", "release_mode", "model_version")}
         before = slots()

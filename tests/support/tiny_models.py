@@ -67,10 +67,12 @@ class Store:
         experiment_id = client.create_experiment("gateway-tests", artifact_location=(root / "artifacts").as_uri())
         return cls(uri, client, experiment_id, root)
 
-    def register(self, model: Pipeline, name: str = MODEL, signature_columns: dict[str, str] | None = None) -> str:
+    def register(self, model: Pipeline, name: str = MODEL, signature_columns: dict[str, str] | None = None,
+                 example: pd.DataFrame | None = None) -> str:
         """A new version of ``name``; ``signature_columns`` renames columns in its signature and input example
-        (a signature that does not match what the model needs)."""
-        example = data(5, 99)[0]
+        (a signature that does not match what the model needs). ``example``: rows of the model's own columns
+        (default: the tiny models' columns)."""
+        example = data(5, 99)[0] if example is None else example
         signature = infer_signature(example.rename(columns=signature_columns or {}), model.predict(example))
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp, "model")
