@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -117,8 +118,8 @@ class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.manager = ModelManager(config)
-        self.batcher = Batcher()
-        self.metrics = Metrics(lambda: self.batcher.calls)
+        self.metrics = Metrics(config.metrics_dir)
+        self.batcher = Batcher(on_calls=self.metrics.predict_calls)
         self.logs: dict[str, JsonlLog] = {}
         self.served = ServedRequests(config.log_root)
 
@@ -271,7 +272,8 @@ class Gateway:
                 "last_error": self.manager.last_error,
                 "slots": {CHAMPION: version, CANARY: canary.version if canary else None},
                 "release_mode": routing.release_mode if canary else None,
-                "canary_percent": routing.canary_percent if canary else 0.0}
+                "canary_percent": routing.canary_percent if canary else 0.0,
+                "pid": os.getpid()}  # which worker answered, with `mlops serve --workers N`
         return JSONResponse(body, status_code=200 if slot else 503)
 
     async def version(self, request: Request) -> Response:
