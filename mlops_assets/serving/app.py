@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -173,7 +172,7 @@ class Gateway:
 
     async def invocations(self, request: Request) -> Response:
         started = time.perf_counter()
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        rid = request.headers.get("x-request-id") or os.urandom(16).hex()  # uuid4().hex's shape, a tenth the cost
         if not protocol.valid_request_id(rid):
             return _error(400, "X-Request-ID must be 1-128 characters of letters, digits, '.', '_', ':', '-'")
         routing = self.manager.routing
