@@ -4,7 +4,8 @@ Registers the demo champion's pipeline (the platform's preprocessor: imputers, s
 HistGradientBoosting, or ``--estimator logistic_regression``) in a throw-away SQLite MLflow store and starts
 three servers on 127.0.0.1, each in its own process group:
 
-- ``ours``: ``mlops serve``;
+- ``ours``: ``mlops serve`` (one process); with ``--workers N`` also ``ours-Nw``: ``mlops serve --workers N``,
+  in the same rounds, in a row of its own (still against the one-process floor);
 - ``floor``: a bare Starlette app on the same uvicorn stack, one process, that parses the JSON body and answers a
   constant prediction per row: what any Python gateway pays before it predicts anything;
 - ``mlflow``: ``mlflow models serve --env-manager local``.
@@ -206,20 +207,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(cmd: list[str], env: dict[str, str], port: int, log: Path,
+def start(cmd: list[str], env: dict[str, str], port: int, log: Path, workers: int = 1,
           timeout: float = 180) -> tuple[subprocess.Popen, float]:
-    """Start a server in its own process group; returns it once /ping answers 200, with the seconds it took."""
+    """Start a server in its own process group; returns it once /ping answers 200 (with ``workers``, once that
+    many worker pids answered /health with a model loaded), with the seconds it took."""
     import httpx
 
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
+    ready: set[int] = set()
     while time.monotonic() < started + timeout:
         if proc.poll() is not None:
             tail = log.read_text()[-2000:]
             raise RuntimeError(f"{cmd[:4]} exited with {proc.returncode}; see {log}:\n{tail}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+            if workers > 1:  # each request on a fresh connection: any worker may take it
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                if health.status_code == 200:
+                    ready.add(health.json()["pid"])
+                if len(ready) == workers:
+                    return proc, time.monotonic() - started
+            elif httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
                 return proc, time.monotonic() - started
         except httpx.HTTPError:
             pass
@@ -278,30 +287,37 @@ def _median(runs: list[dict]) -> dict:
 def report(results: dict[tuple[str, int, int], list[dict]], names: list[str], scenarios: list[tuple[int, ...]],
            args: argparse.Namespace,
            generator: str, ready: dict[str, float]) -> bool:
-    """The medians and the ratios ours/floor and ours/mlflow; True when the targets are met."""
+    """The medians and the ratios ours/floor and ours/mlflow, a row per variant of ours (one process, N workers);
+    True when the targets are met by every variant."""
     print(f"\nmedian of {args.rounds} interleaved round(s), {args.duration:g}s each, {os.cpu_count()} CPUs, "
           f"load generator: {generator}, estimator: {args.estimator}")
-    print(f"{'rows':>4} {'conn':>4} | " + " ".join(f"{n + ' rps':>11}" for n in names)
-          + f" | {'ours/floor':>10} {'ours/mlflow':>11} | " + " ".join(f"{n + ' p50':>10}" for n in names)
-          + " | " + " ".join(f"{n + ' p99':>10}" for n in names) + f" | {'p99 ours/floor':>14}")
+    ours_names = [n for n in names if n.startswith("ours")]
+    others = [n for n in names if not n.startswith("ours")]
+    print(f"{'rows':>4} {'conn':>4} {'ours':>7} | " + " ".join(f"{n + ' rps':>11}" for n in ["ours", *others])
+          + f" | {'ours/floor':>10} {'ours/mlflow':>11} | " + " ".join(f"{n + ' p50':>10}" for n in ["ours", *others])
+          + " | " + " ".join(f"{n + ' p99':>10}" for n in ["ours", *others]) + f" | {'p99 ours/floor':>14}")
     ok = True
     for batch, conns in scenarios:
         med = {n: _median(results[(n, batch, conns)]) for n in names}
-        ours = med["ours"]
-        vs_floor = ours["rps"] / med["floor"]["rps"] if "floor" in med else float("nan")
-        vs_mlflow = ours["rps"] / med["mlflow"]["rps"] if "mlflow" in med else float("nan")
-        p99_ratio = ours["p99_ms"] / med["floor"]["p99_ms"] if "floor" in med else float("nan")
-        print(f"{batch:>4} {conns:>4} | " + " ".join(f"{med[n]['rps']:>11.1f}" for n in names)
-              + f" | {vs_floor:>9.1%} {vs_mlflow:>10.1f}x | "
-              + " ".join(f"{med[n]['p50_ms']:>8.2f}ms" for n in names) + " | "
-              + " ".join(f"{med[n]['p99_ms']:>8.2f}ms" for n in names) + f" | {p99_ratio:>13.2f}x")
+        for variant in ours_names:
+            ours = med[variant]
+            row = [variant, *others]
+            vs_floor = ours["rps"] / med["floor"]["rps"] if "floor" in med else float("nan")
+            vs_mlflow = ours["rps"] / med["mlflow"]["rps"] if "mlflow" in med else float("nan")
+            p99_ratio = ours["p99_ms"] / med["floor"]["p99_ms"] if "floor" in med else float("nan")
+            label = variant.removeprefix("ours").lstrip("-") or "1w"
+            print(f"{batch:>4} {conns:>4} {label:>7} | " + " ".join(f"{med[n]['rps']:>11.1f}" for n in row)
+                  + f" | {vs_floor:>9.1%} {vs_mlflow:>10.1f}x | "
+                  + " ".join(f"{med[n]['p50_ms']:>8.2f}ms" for n in row) + " | "
+                  + " ".join(f"{med[n]['p99_ms']:>8.2f}ms" for n in row) + f" | {p99_ratio:>13.2f}x")
+            if (batch, conns) == TARGET:
+                ok &= not vs_floor < 0.35 and not p99_ratio > 3 and not vs_mlflow < 10
         for n in names:
             if med[n]["errors"]:
                 print(f"     {n}: {med[n]['errors']} failed request(s) {med[n]['first_error'] or ''}")
         ok &= all(med[n]["errors"] == 0 for n in names)
-        if (batch, conns) == TARGET:
-            ok &= not vs_floor < 0.35 and not p99_ratio > 3 and not vs_mlflow < 10
-    print("ready (process start -> /ping 200): " + ", ".join(f"{n} {s:.2f}s" for n, s in ready.items()))
+    print("ready (process start -> /ping 200; with N workers: all N loaded): "
+          + ", ".join(f"{n} {s:.2f}s" for n, s in ready.items()))
     print(f"target (batch {TARGET[0]} / {TARGET[1]} connections: ours >= 35% of the floor's rps, p99 <= 3x the "
           "floor's, >= 10x mlflow; no failed request anywhere):", "met" if ok else "NOT met")
     return ok
@@ -314,6 +330,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per scenario and server")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each measurement")
     parser.add_argument("--servers", default="ours,floor,mlflow", help="which servers, comma-separated")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="also measure `mlops serve --workers N` (as ours-Nw) when N > 1")
     parser.add_argument("--estimator", default="hist_gradient_boosting",
                         choices=["hist_gradient_boosting", "logistic_regression"])
     parser.add_argument("--scenarios", default=",".join(f"{b}x{c}" for b, c in SCENARIOS),
@@ -336,6 +354,9 @@ def main() -> int:
     names = [n.strip() for n in args.servers.split(",")]
     if "ours" not in names:
         raise SystemExit("--servers must include 'ours'")
+    workers_name = f"ours-{args.workers}w"
+    if args.workers > 1:
+        names.insert(names.index("ours") + 1, workers_name)
     use_wrk = shutil.which("wrk") is not None and not args.python_load
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         home = Path(tmp)
@@ -349,6 +370,8 @@ def main() -> int:
         commands = {
             "ours": [sys.executable, "-m", "mlops_assets.cli", "serve", "--host", "127.0.0.1",
                      "--port", str(ports.get("ours", 0))],
+            workers_name: [sys.executable, "-m", "mlops_assets.cli", "serve", "--host", "127.0.0.1",
+                           "--port", str(ports.get(workers_name, 0)), "--workers", str(args.workers)],
             "floor": [sys.executable, __file__, "--floor-port", str(ports.get("floor", 0))],
             "mlflow": [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{MODEL_NAME}/1",
                        "--env-manager", "local", "--host", "127.0.0.1", "--port", str(ports.get("mlflow", 0)),
@@ -360,18 +383,20 @@ def main() -> int:
         procs = []
         try:
             for name in names:
-                proc, ready[name] = start(commands[name], env, ports[name], home / f"{name}.log")
+                proc, ready[name] = start(commands[name], env, ports[name], home / f"{name}.log",
+                                          workers=args.workers if name == workers_name else 1)
                 procs.append(proc)
                 print(f"{name} on 127.0.0.1:{ports[name]} answered /ping after {ready[name]:.2f}s", flush=True)
-            checked = check_predictions(ports["ours"], model, sorted({b for b, _ in scenarios}))
-            print(f"ours: {checked} rows answered exactly as pipeline.predict on the same rows", flush=True)
+            for name in (n for n in names if n.startswith("ours")):
+                checked = check_predictions(ports[name], model, sorted({b for b, _ in scenarios}))
+                print(f"{name}: {checked} rows answered exactly as pipeline.predict on the same rows", flush=True)
             for rnd in range(args.rounds):
                 for batch, conns in scenarios:
                     order = names[rnd % len(names):] + names[:rnd % len(names)]
                     for name in order:
                         r = measure(ports[name], batch, conns, args, scripts)
                         results.setdefault((name, batch, conns), []).append(r)
-                        print(f"  round {rnd + 1} {name:6} rows={batch:<3} conn={conns:<3} {r['rps']:8.1f} req/s  "
+                        print(f"  round {rnd + 1} {name:7} rows={batch:<3} conn={conns:<3} {r['rps']:8.1f} req/s  "
                               f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}",
                               flush=True)
         finally:

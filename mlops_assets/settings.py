@@ -160,6 +160,20 @@ def gateway_poll_seconds() -> float:
     return _number("MLOPS_GATEWAY_POLL_SECONDS", 2.0)
 
 
+METRICS_MULTIPROC_VAR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own name: it reads it at import
+
+
+def metrics_multiprocess_dir() -> str | None:
+    """Where the gateway's workers share their Prometheus counts (set by ``mlops serve --workers N``)."""
+    return os.environ.get(METRICS_MULTIPROC_VAR) or None
+
+
+def share_metrics_dir(path: str) -> None:
+    """Hand ``path`` to the worker processes about to start: prometheus-client picks its multiprocess mode from
+    the environment when a worker imports it."""
+    os.environ[METRICS_MULTIPROC_VAR] = path
+
+
 # MLflow's own variables that change how its client talks HTTP (TLS, an auth plugin): the platform's plain REST
 # reader does not speak them, so with any of them set the listing commands use MLflow's client instead.
 _MLFLOW_HTTP_CUSTOM = ("MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",

@@ -103,10 +103,23 @@ def _mlflow_server_cmd(lay: settings.Layout, host: str, port: int) -> list[str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from mlops_assets.core.contracts import CHAMPION
     from mlops_assets.serving.config import GatewayConfig
-    from mlops_assets.serving.server import run_gateway
 
-    run_gateway(GatewayConfig.from_env(host=args.host, port=args.port))
+    if args.workers < 1:
+        print(f"mlops serve: --workers must be 1 or more, got {args.workers}", file=sys.stderr)
+        return 2
+    config = GatewayConfig.from_env(host=args.host, port=args.port)
+    if args.workers == 1:
+        from mlops_assets.serving.server import run_gateway
+
+        run_gateway(config)
+        return 0
+    from mlops_assets.serving.workers import run_workers  # the supervisor alone: it loads no model
+
+    print(f"serving {config.model_name}@{CHAMPION} on http://{config.host}:{config.port} "
+          f"with {args.workers} workers", flush=True)
+    run_workers(config, args.workers)
     return 0
 
 
@@ -133,4 +146,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the serving gateway in the foreground")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5005)
+    p.add_argument("--workers", type=int, default=1,
+                   help="gateway processes sharing the port (default 1); each loads the model and follows the "
+                        "registry itself, the metrics are summed over all")
     p.set_defaults(func=cmd_serve)

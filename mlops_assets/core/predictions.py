@@ -31,12 +31,13 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import fsspec
+import orjson
 import pandas as pd
 from fsspec.implementations.local import LocalFileSystem
 
@@ -68,28 +69,39 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _line(record: dict[str, Any]) -> bytes:
+    """One JSON line (orjson: numpy arrays and scalars as numbers, datetimes in ISO 8601, NaN as null)."""
+    return orjson.dumps(record, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+Record = dict[str, Any] | Callable[[], dict[str, Any]]  # a record, or what makes it on the writer thread
+
+
 class JsonlLog:
     """Append-only, per-process JSONL writer with a background flusher thread.
 
     A failed write (full disk, object store unreachable) is logged and retried on the next flush; the
-    records stay queued in memory meanwhile, so a transient fault loses nothing.
+    records stay queued in memory meanwhile, so a transient fault loses nothing. A record may be passed as the
+    function that builds it: the gateway hands over a request's rows that way, so turning them into JSON-ready
+    lists and bytes happens on the writer thread, never on the event loop.
     """
 
     def __init__(self, root: str | Path, kind: str, *, flush_every: float | None = None) -> None:
         self._fs, self._base = log_filesystem(root)
         self._append = isinstance(self._fs, LocalFileSystem)
         self.kind = kind
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        # SimpleQueue: a put costs the event loop no lock dance (queue.Queue's Condition took 3% of its time)
+        self._queue: queue.SimpleQueue[Record | threading.Event | None] = queue.SimpleQueue()
         default = LOCAL_FLUSH_SECONDS if self._append else OBJECT_STORE_FLUSH_SECONDS
         self._flush_every = default if flush_every is None else flush_every
         self._stem = f"{socket.gethostname()}-{os.getpid()}"
         self._segment = 0
-        self._pending: dict[str, list[str]] = {}
+        self._pending: dict[str, list[bytes]] = {}
         self._thread = threading.Thread(target=self._run, name=f"{kind}-log", daemon=True)
         self._thread.start()
 
-    def write(self, record: dict[str, Any]) -> None:
-        """Queue one record; returns at once."""
+    def write(self, record: Record) -> None:
+        """Queue one record (or the function that makes it); returns at once."""
         self._queue.put(record)
 
     def close(self, timeout: float = 5.0) -> None:
@@ -100,13 +112,13 @@ class JsonlLog:
     def flush(self, timeout: float = 5.0) -> None:
         """Block until every record queued before this call is written (or its write failed and waits)."""
         done = threading.Event()
-        self._queue.put({"__flush__": done})
+        self._queue.put(done)
         done.wait(timeout)
 
     def _run(self) -> None:
         stop = False
         while not stop:
-            batch: list[dict[str, Any] | None] = []
+            batch: list[Record | threading.Event | None] = []
             deadline = time.monotonic() + self._flush_every
             try:
                 batch.append(self._queue.get(timeout=self._flush_every))
@@ -114,29 +126,35 @@ class JsonlLog:
                     item = self._queue.get_nowait() if self._append else \
                         self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                     batch.append(item)
-                    if item is None or "__flush__" in item:
+                    if item is None or isinstance(item, threading.Event):
                         break
             except queue.Empty:
                 pass
             events = []
-            for record in batch:
-                if record is None:
+            for item in batch:
+                if item is None:
                     stop = True
-                    continue
-                if "__flush__" in record:
-                    events.append(record["__flush__"])
-                    continue
-                ts = record.get("ts") or utc_now().isoformat()
-                record["ts"] = ts
-                self._pending.setdefault(ts[:10], []).append(json.dumps(record, default=_json_default))
+                elif isinstance(item, threading.Event):
+                    events.append(item)
+                else:
+                    self._add(item)
             self._write_pending()
             for event in events:
                 event.set()
 
+    def _add(self, item: Record) -> None:
+        try:
+            record = item() if callable(item) else item
+            ts = record.get("ts") or utc_now().isoformat()
+            record["ts"] = ts
+            self._pending.setdefault(ts[:10], []).append(_line(record))
+        except Exception:  # a record that cannot be made or encoded is a bug: say so, keep logging the rest
+            log.exception("a %s log record could not be written and is dropped", self.kind)
+
     def _write_pending(self) -> None:
         for day in list(self._pending):
             folder = f"{self._base}/{self.kind}/date={day}"
-            payload = ("\n".join(self._pending[day]) + "\n").encode()
+            payload = b"\n".join(self._pending[day]) + b"\n"
             try:
                 self._fs.makedirs(folder, exist_ok=True)
                 if self._append:
@@ -155,9 +173,10 @@ class JsonlLog:
 def prediction_line(request_id: str, *, model_name: str, model_version: str, slot: str, columns: list[str],
                     data: list[list[Any]], outputs: list[Any], latency_ms: float,
                     probabilities: list[list[float]] | None = None, classes: list[Any] | None = None,
-                    error: str | None = None) -> dict[str, Any]:
-    """One prediction line, as the gateway and batch scoring both write it (format: the module's docstring)."""
-    record = {"request_id": request_id, "ts": utc_now().isoformat(), "model_name": model_name,
+                    error: str | None = None, ts: str | None = None) -> dict[str, Any]:
+    """One prediction line, as the gateway and batch scoring both write it (format: the module's docstring);
+    ``ts`` is when it was served (now, when not given)."""
+    record = {"request_id": request_id, "ts": ts or utc_now().isoformat(), "model_name": model_name,
               "model_version": model_version, "slot": slot, "columns": columns, "data": data,
               "outputs": outputs, "latency_ms": latency_ms}
     if probabilities is not None:

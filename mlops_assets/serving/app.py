@@ -14,8 +14,8 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from importlib.metadata import version as distribution_version
@@ -117,8 +117,8 @@ class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.manager = ModelManager(config)
-        self.batcher = Batcher()
-        self.metrics = Metrics(lambda: self.batcher.calls)
+        self.metrics = Metrics(config.metrics_dir)
+        self.batcher = Batcher(on_calls=self.metrics.predict_calls)
         self.logs: dict[str, JsonlLog] = {}
         self.served = ServedRequests(config.log_root)
 
@@ -135,14 +135,18 @@ class Gateway:
 
     def log(self, rid: str, slot: Slot, name: str, rows: protocol.Rows, answer: Answer | None,
             started: float, error: Exception | None = None) -> None:
-        """Queue the prediction line; a classifier's probabilities are logged whether or not they were asked for."""
+        """Queue the prediction line, made on the writer thread (the rows into lists, the line into JSON); a
+        classifier's probabilities are logged whether or not they were asked for."""
         probabilities = answer.probabilities if answer else None
-        self.logs[PREDICTIONS].write(prediction_line(
+        outputs = answer.outputs if answer else []
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        served = datetime.now(UTC).isoformat()
+        failed = f"{type(error).__name__}: {error}" if error is not None else None
+        self.logs[PREDICTIONS].write(lambda: prediction_line(
             rid, model_name=self.config.model_name, model_version=slot.version, slot=name,
-            columns=rows.log_columns(), data=rows.records(), outputs=answer.outputs if answer else [],
-            latency_ms=round((time.perf_counter() - started) * 1000, 3), probabilities=probabilities,
-            classes=list(slot.predictor.classes) if probabilities is not None else None,
-            error=f"{type(error).__name__}: {error}" if error is not None else None))
+            columns=rows.log_columns(), data=rows.records(), outputs=outputs, latency_ms=latency_ms,
+            probabilities=probabilities, classes=list(slot.predictor.classes) if probabilities is not None else None,
+            error=failed, ts=served))
         self.served.add(rid)
 
     async def predict_as(self, slot: Slot, name: str, rid: str, table: protocol.Table, rows: protocol.Rows,
@@ -168,7 +172,7 @@ class Gateway:
 
     async def invocations(self, request: Request) -> Response:
         started = time.perf_counter()
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        rid = request.headers.get("x-request-id") or os.urandom(16).hex()  # uuid4().hex's shape, a tenth the cost
         if not protocol.valid_request_id(rid):
             return _error(400, "X-Request-ID must be 1-128 characters of letters, digits, '.', '_', ':', '-'")
         routing = self.manager.routing
@@ -271,7 +275,8 @@ class Gateway:
                 "last_error": self.manager.last_error,
                 "slots": {CHAMPION: version, CANARY: canary.version if canary else None},
                 "release_mode": routing.release_mode if canary else None,
-                "canary_percent": routing.canary_percent if canary else 0.0}
+                "canary_percent": routing.canary_percent if canary else 0.0,
+                "pid": os.getpid()}  # which worker answered, with `mlops serve --workers N`
         return JSONResponse(body, status_code=200 if slot else 503)
 
     async def version(self, request: Request) -> Response:

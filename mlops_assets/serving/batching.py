@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -55,10 +55,12 @@ class Batcher:
     kept waiting: its calls take one request, so one is expected. Only the event loop touches the queue.
     """
 
-    def __init__(self, max_rows: int = MAX_BATCH_ROWS, window: float = BATCH_WINDOW_SECONDS) -> None:
+    def __init__(self, max_rows: int = MAX_BATCH_ROWS, window: float = BATCH_WINDOW_SECONDS,
+                 on_calls: Callable[[int], None] | None = None) -> None:
         self.max_rows = max_rows
         self.window = window
         self.calls = 0
+        self._on_calls = on_calls  # told the model calls each batch makes (the gateway's metrics)
         self._pending: list[_Job] = []
         self._expected = 1
         self._enough: asyncio.Future[None] | None = None
@@ -92,7 +94,10 @@ class Batcher:
                     take += 1
                 jobs, self._pending = self._pending[:take], self._pending[take:]
                 self._expected = take
-                self.calls += len({id(job.slot) for job in jobs})
+                calls = len({id(job.slot) for job in jobs})
+                self.calls += calls
+                if self._on_calls is not None:
+                    self._on_calls(calls)
                 try:
                     results = await loop.run_in_executor(self._executor, self._predict, jobs, rows)
                 except RuntimeError as exc:  # the executor is shut down: the gateway is stopping

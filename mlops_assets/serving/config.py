@@ -31,6 +31,7 @@ class GatewayConfig:
     timestamp_column: str | None = None  # the spec's event time: logged with the rows when sent (monitoring's day)
     max_request_bytes: int = 10 * 1024 * 1024
     lock_dir: str | None = None  # registry writes lock here, as the platform's runs do; None: the temp directory
+    metrics_dir: str | None = None  # prometheus-client's multiprocess directory, set for `mlops serve --workers N`
 
     @classmethod
     def from_env(cls, host: str | None = None, port: int | None = None) -> GatewayConfig:
@@ -48,6 +49,7 @@ class GatewayConfig:
             id_column=_spec_column(settings.dataset_id_column, "labels by the data's id are refused"),
             timestamp_column=_spec_column(settings.dataset_timestamp_column, "rows are monitored by serving time"),
             lock_dir=str(lay.locks),
+            metrics_dir=settings.metrics_multiprocess_dir(),
         )
 
 

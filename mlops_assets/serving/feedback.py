@@ -23,7 +23,7 @@ from mlops_assets.serving import protocol
 
 SERVED_CAPACITY = 250_000  # request ids held in memory (about 40 MB): a few days of a busy gateway
 SERVED_WINDOW_DAYS = 7  # days of the prediction log a miss looks back over
-_REQUEST_ID_PREFIX = re.compile(rb'^\{"request_id": "([A-Za-z0-9._:-]{1,128})"')  # how the gateway writes lines
+_REQUEST_ID_PREFIX = re.compile(rb'^\{"request_id": ?"([A-Za-z0-9._:-]{1,128})"')  # how the gateway writes lines
 
 
 class ServedRequests:

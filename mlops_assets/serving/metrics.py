@@ -3,11 +3,14 @@
 Requests by model version and outcome, rows predicted, latency as a histogram (``_bucket``/``_sum``/``_count``)
 and the model calls the batcher made (fewer than requests when it merges them), plus the standard process and
 platform collectors. ``prometheus-client`` writes the exposition format.
+
+With several worker processes (``mlops serve --workers N``) a scrape reaches one worker, so the counts live in
+prometheus-client's multiprocess files (``shared_dir``) and every scrape sums all workers' counts, those of
+workers that have exited included; the process and platform collectors, which would describe one worker only,
+are left out then.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,21 +21,26 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)  # seconds
 
 
 class Metrics:
-    """Counters and latency histograms per model version; ``predict_calls`` reads the batcher's own count."""
+    """Counters and latency histograms per model version, counted in this process or, with ``shared_dir``, in
+    the files all workers share (the module's docstring)."""
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, predict_calls: Callable[[], int]) -> None:
+    def __init__(self, shared_dir: str | None = None) -> None:
         self.registry = CollectorRegistry()
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
+        if shared_dir:
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(self._exposed, path=shared_dir)
+        else:
+            self._exposed = self.registry
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
         self._requests = Counter("mlops_requests_total", "Scoring requests by model version and outcome.",
                                  ["model_version", "status"], registry=self.registry)
         self._rows = Counter("mlops_predicted_rows_total", "Rows predicted by model version.", ["model_version"],
@@ -47,7 +55,8 @@ class Metrics:
         self._unknown_requests = Counter("mlops_feedback_unknown_request_ids_total",
                                          "Request ids in refused feedback that the gateway never served.",
                                          registry=self.registry)
-        self.registry.register(_PredictCalls(predict_calls))
+        self._calls = Counter("mlops_predict_calls", "Model calls: fewer than requests when they are batched.",
+                              registry=self.registry)
         self._children: dict[tuple[str, str], tuple[Counter, Histogram, Counter]] = {}
 
     def observe(self, version: str, status: str, seconds: float = 0.0, rows: int = 0) -> None:
@@ -62,21 +71,14 @@ class Metrics:
             latency.observe(seconds)
             predicted_rows.inc(rows)
 
+    def predict_calls(self, calls: int) -> None:
+        self._calls.inc(calls)
+
     def feedback(self, outcome: str, unknown_request_ids: int = 0) -> None:
         self._feedback.labels(outcome=outcome).inc()
         self._unknown_requests.inc(unknown_request_ids)
 
     def render(self) -> bytes:
         """The exposition text, served as ``content_type``."""
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed)
 
-
-class _PredictCalls(Collector):
-    """The batcher counts its model calls itself; this reads the count at scrape time."""
-
-    def __init__(self, count: Callable[[], int]) -> None:
-        self._count = count
-
-    def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily("mlops_predict_calls_total",
-                                  "Model calls: fewer than requests when they are batched.", value=self._count())

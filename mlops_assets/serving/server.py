@@ -8,22 +8,17 @@ import threading
 
 import httpx
 import uvicorn
+from starlette.types import ASGIApp
 
 from mlops_assets.core.contracts import CHAMPION
 from mlops_assets.core.waiting import wait_until
 from mlops_assets.serving.app import create_app
 from mlops_assets.serving.config import GatewayConfig
-
-# On SIGTERM/SIGINT uvicorn stops accepting connections and lets requests in flight finish for up to this long
-# before closing them: within the grace `mlops up` gives its children after ending runs (30 - 8 - 5 s), and long
-# past any scoring request.
-DRAIN_SECONDS = 15
+from mlops_assets.serving.workers import UVICORN_OPTIONS
 
 
 def _server(config: GatewayConfig) -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(create_app(config), host=config.host, port=config.port,
-                                         log_level="warning", access_log=False, lifespan="on",
-                                         timeout_graceful_shutdown=DRAIN_SECONDS))
+    return uvicorn.Server(uvicorn.Config(create_app(config), host=config.host, port=config.port, **UVICORN_OPTIONS))
 
 
 class GatewayThread:
@@ -70,3 +65,9 @@ def run_gateway(config: GatewayConfig) -> None:
     """Foreground server for ``mlops serve``."""
     print(f"serving {config.model_name}@{CHAMPION} on http://{config.host}:{config.port}", flush=True)
     _server(config).run()
+
+
+def worker_app() -> ASGIApp:
+    """One worker of ``mlops serve --workers N`` (``serving.workers``): a fresh process that reads the same
+    settings as the ``mlops serve`` that started it."""
+    return create_app(GatewayConfig.from_env())

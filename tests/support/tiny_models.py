@@ -110,14 +110,15 @@ class GatewayProcess(ServerProcess):
     """`mlops serve` on loopback in its own process and session: ``crash()`` kills it like a power cut, and
     ``start()`` again brings up a fresh process on the same port with nothing in memory."""
 
-    def __init__(self, store: Store, home: Path, name: str = MODEL) -> None:
+    def __init__(self, store: Store, home: Path, name: str = MODEL, workers: int = 1) -> None:
         port = free_port()
         env = {**os.environ, "MLOPS_HOME": str(home), "MLFLOW_TRACKING_URI": store.uri,
                "MLFLOW_REGISTRY_URI": store.uri, "MLOPS_MODEL_NAME": name, "MLOPS_ADMIN_TOKEN": TOKEN,
                "MLOPS_GATEWAY_POLL_SECONDS": "0.2"}
         env.pop("MLOPS_PREDICTION_LOG_URL", None)
-        super().__init__([sys.executable, "-m", "mlops_assets.cli", "serve", "--port", str(port)], env, port,
-                         "/version", poll=0.1)  # answers once up; its model may still be loading
+        # Ready once it answers: its model may still be loading.
+        super().__init__([sys.executable, "-m", "mlops_assets.cli", "serve", "--port", str(port),
+                          "--workers", str(workers)], env, port, "/version", poll=0.1)
 
     def health(self) -> dict:
         return httpx.get(f"{self.url}/health", timeout=5).json()
