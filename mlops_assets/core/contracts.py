@@ -106,3 +106,20 @@ class ApprovalStatus:
     PENDING = "pending_approval"
     APPROVED = "approved"
     REJECTED = "rejected"
+
+
+# Types outside skops' default trust list that the platform's own estimators contain: training refuses to log a
+# model needing others, and the gateway refuses an MLmodel that asks to trust others, so an artifact store write
+# alone cannot make the gateway load arbitrary types.
+TRUSTED_SKOPS_TYPES = frozenset({
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss.loss.HalfMultinomialLoss",
+    "sklearn._loss.loss.HalfSquaredError",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.link.IdentityLink",
+    "sklearn._loss.link.MultinomialLogit",
+    "sklearn.tree._tree.Tree",
+})

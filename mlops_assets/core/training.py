@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import HalvingRandomSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 
+from mlops_assets.core.contracts import TRUSTED_SKOPS_TYPES
 from mlops_assets.core.features import build_preprocessor, xy
 from mlops_assets.core.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC, cv_folds, cv_scoring, plain_value
 from mlops_assets.core.spec import DatasetSpec
@@ -46,21 +47,6 @@ SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
                                "model__l2_regularization": [0.0, 0.1, 1.0],
                                "model__max_iter": [100, 200, 300]},
 }
-
-# Types outside skops' default trust list that the platform's own estimators contain. Models are only ever
-# loaded with exactly these trusted, so a tampered artifact carrying anything else refuses to load.
-TRUSTED_SKOPS_TYPES = frozenset({
-    "numpy.dtype",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-    "sklearn._loss.loss.HalfBinomialLoss",
-    "sklearn._loss.loss.HalfMultinomialLoss",
-    "sklearn._loss.loss.HalfSquaredError",
-    "sklearn._loss.link.LogitLink",
-    "sklearn._loss.link.IdentityLink",
-    "sklearn._loss.link.MultinomialLogit",
-    "sklearn.tree._tree.Tree",
-})
 
 # Training rows a model is fitted on at most (also by tuning and cross-validation). Fitting time and memory grow
 # with the rows while a tabular model gains little past a million of them, so a bigger training set is sampled

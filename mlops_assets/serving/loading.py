@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from mlops_assets.core.contracts import TRUSTED_SKOPS_TYPES
 from mlops_assets.serving import protocol
 
 SKOPS = "skops"
@@ -88,6 +89,12 @@ def read_model_dir(path: Path) -> ModelFiles:
     trusted = flavor.get("skops_trusted_types") or []
     if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
         raise ModelFormatError(f"skops_trusted_types in {path / 'MLmodel'} must be a list of type names")
+    if unknown := sorted(set(trusted) - TRUSTED_SKOPS_TYPES):
+        raise ModelFormatError(
+            f"skops_trusted_types in {path / 'MLmodel'} asks to trust {unknown}, outside the types the platform's "
+            "models need (core.contracts.TRUSTED_SKOPS_TYPES): the artifact was not logged by the platform's "
+            "training or was altered; re-register the model from a training run"
+        )
     import skops.io  # imports every scikit-learn estimator: ~1 s, paid here rather than at the gateway's import
 
     model = skops.io.load(_inside(path, flavor.get("pickled_model")), trusted=trusted)

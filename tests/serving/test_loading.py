@@ -156,6 +156,10 @@ def test_files_the_gateway_must_not_load_are_refused_with_the_reason(tmp_path: P
     mlmodel.write_text(yaml.safe_dump(tampered))
     with pytest.raises(sio.exceptions.UntrustedTypesFoundException, match="TreePredictor"):
         read_model_dir(path)
+    tampered["flavors"]["sklearn"]["skops_trusted_types"] = [*trusted, "builtins.exec"]  # asks to trust more
+    mlmodel.write_text(yaml.safe_dump(tampered))
+    with pytest.raises(ModelFormatError, match=r"asks to trust \['builtins.exec'\].*re-register"):
+        read_model_dir(path)
     mlmodel.write_text(original.replace("pickled_model: model.skops", "pickled_model: ../model.skops"))
     with pytest.raises(ModelFormatError, match="outside the model's directory"):
         read_model_dir(path)
