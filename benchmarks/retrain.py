@@ -60,8 +60,6 @@ def prepare_worker(rows: int) -> dict:
 
 def job_worker(seed: int, executor: str, cv_folds: int) -> dict:
     """``mlops train``'s way (``headless.training.run_training``), with the run config of the benchmark."""
-    from dagster import DagsterEventType, EventRecordsFilter
-
     from mlops_assets import settings
     from mlops_assets.cli._instance import embedded_instance
     from mlops_assets.core.contracts import RUN_KIND, TRIGGER, RunKind, Trigger
@@ -80,21 +78,20 @@ def job_worker(seed: int, executor: str, cv_folds: int) -> dict:
             result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False,
                                             run_config=run_config)
             run_id, success = result.run_id, result.success
-        else:  # what `dagster job execute` does: the job's own (multiprocess) executor
+        else:  # a launched run (`dg launch`, sensors, `dagster job execute`): a process per step
             from dagster import execute_job, reconstructable
 
-            with execute_job(reconstructable(training_job_definition), instance=instance, tags=tags,
-                             run_config=run_config, raise_on_error=False) as result:
+            target = training_job_definition if executor == "multiprocess" else spawn_training_job_definition
+            with execute_job(reconstructable(target), instance=instance, tags=tags, run_config=run_config,
+                             raise_on_error=False) as result:
                 run_id, success = result.run_id, result.success
         seconds = time.perf_counter() - start
-        steps: dict[str, dict[str, float]] = {}
-        for kind in (DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-            for record in instance.get_event_records(EventRecordsFilter(event_type=kind), limit=1000):
-                entry = record.event_log_entry
-                if entry.run_id == run_id and entry.step_key:
-                    steps.setdefault(entry.step_key, {})["start" if kind == DagsterEventType.STEP_START
-                                                         else "end"] = entry.timestamp
         events = instance.all_logs(run_id)
+        steps: dict[str, dict[str, float]] = {}
+        for e in events:
+            kind = e.dagster_event.event_type_value if e.dagster_event else None
+            if e.step_key and kind in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
+                steps.setdefault(e.step_key, {})["start" if kind == "STEP_START" else "end"] = e.timestamp
         run_start = min(e.timestamp for e in events)
         run_end = max(e.timestamp for e in events)
         gate = [e for e in events if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"]
@@ -108,6 +105,18 @@ def training_job_definition():
     from mlops_assets.definitions import defs
 
     return defs.resolve_job_def("training_job")
+
+
+def spawn_training_job_definition():
+    """The same job with Dagster's default multiprocess executor (a fresh Python per step): the "before"."""
+    from dagster import Definitions, define_asset_job, multiprocess_executor
+
+    from mlops_assets.definitions import ASSETS, build_resources
+    from mlops_assets.jobs import training_job
+
+    job = define_asset_job("training_job", selection=training_job.selection, executor_def=multiprocess_executor,
+                           tags=training_job.tags)
+    return Definitions(assets=ASSETS, jobs=[job], resources=build_resources()).resolve_job_def("training_job")
 
 
 def plain_worker(seed: int) -> dict:
@@ -208,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000], help="data set sizes")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per size (default 3)")
-    parser.add_argument("--executor", choices=("in_process", "multiprocess"), default="in_process",
-                        help="in_process: `mlops train` (default); multiprocess: `dagster job execute`")
+    parser.add_argument("--executor", choices=("in_process", "multiprocess", "spawn"), default="in_process",
+                        help="in_process: `mlops train` (default); multiprocess: a launched run (the job's forkserver "
+                             "executor); spawn: the same with Dagster's default executor, a fresh Python per step")
     parser.add_argument("--cv-folds", type=int, default=0,
                         help="the job's cv_folds (default 0: no cross-validation, the plain script's ML; 3: the "
                              "platform's default, three more fits)")
