@@ -191,6 +191,8 @@ def bench(rows: int, rounds: int, executor: str, cv_folds: int) -> dict:
                         raise RuntimeError(f"training run of round {r} failed")
                 else:
                     plain.append(run_worker(home, "plain", str(r)))
+                done = (ours if side == "job" else plain)[-1]
+                print(f"  round {r} {side:5}: {done['wall']:6.1f} s wall, {done['cpu']:5.1f} s cpu", flush=True)
     return {"ours": ours, "plain": plain}
 
 
