@@ -24,6 +24,7 @@ from mlops_assets.core.plots import evaluation_plots
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.records import CandidateRecord, EvaluationRecord
 from mlops_assets.retries import retry_transient
+from mlops_assets.training import fitted_in_process
 from resources import Alerter, DataStore, MlflowTracking
 
 SMOKE_ROWS = 50
@@ -62,8 +63,13 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: 
     spec = store.spec()
     holdout = store.holdout(candidate_model["dataset_id"])
     tracking.activate()
-    candidate = mlflow.sklearn.load_model(candidate_model["model_uri"])
-    cand_metrics = compute_metrics(candidate, holdout, spec)
+    handed_over = fitted_in_process(candidate_model["model_uri"])
+    if handed_over:  # trained by this process moments ago: the same object that was logged, already scored
+        candidate, cand_metrics = handed_over[0], dict(handed_over[1])
+        context.log.debug(f"candidate {candidate_model['model_uri']} handed over in process, not reloaded")
+    else:
+        candidate = mlflow.sklearn.load_model(candidate_model["model_uri"])
+        cand_metrics = compute_metrics(candidate, holdout, spec)
 
     champion_version = tracking.version_by_alias(CHAMPION)
     champ_metrics = None

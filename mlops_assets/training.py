@@ -10,8 +10,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 import sklearn
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, Config, Failure, MetadataValue, Output, asset
+from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.models import infer_signature
+from mlflow.types import Schema
 
 from mlops_assets.core import contracts
 from mlops_assets.core import metrics as scoring
@@ -36,7 +38,7 @@ class TrainingConfig(Config):
     target_value: float | None = None  # default: ROC AUC 0.75 for classification, none for regression
     tuning_candidates: int = 12  # budget of the tuning loop; 0 disables it
     search_space: dict[str, list[Any]] = {}  # estimator param -> values; empty: the built-in space
-    cv_folds: int = 3
+    cv_folds: int = 3  # 0: no cross-validation (tuning off only): the holdout score alone, one fit
     max_train_rows: int = logic.DEFAULT_MAX_TRAIN_ROWS  # fit on at most about this many rows (hashed sample); 0: all
 
 
@@ -53,6 +55,31 @@ def _pip_requirements() -> list[str]:
 
     return [f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}", f"pandas=={pd.__version__}",
             f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}"]
+
+
+# The model this process just trained and logged, by model URI: the evaluation step of the same run in the same
+# process (``mlops train``'s in-process execution) takes it and its holdout metrics from here instead of loading
+# the artifact back and scoring it again; in any other process it loads the logged model. Only the latest is kept.
+_FITTED: dict[str, tuple[Any, dict[str, float]]] = {}
+
+
+def fitted_in_process(model_uri: str) -> tuple[Any, dict[str, float]] | None:
+    """The pipeline logged as ``model_uri`` by this process and its holdout metrics, or None."""
+    return _FITTED.get(model_uri)
+
+
+def _tracked_dataset(frame: pd.DataFrame, name: str, target: str, digest: str) -> PandasDataset:
+    """``mlflow.data.from_pandas`` with the schema MLflow would infer, from a few rows per column: its type (the
+    dtype, or for text the set of distinct values) and whether a null is among them. MLflow's own inference
+    scans text columns value by value: ~20 s for 10^6 rows."""
+    dataset = mlflow.data.from_pandas(frame, name=name, targets=target, digest=digest)
+
+    def few(col: pd.Series) -> pd.Series:
+        return col.drop_duplicates() if col.dtype.kind == "O" else pd.concat([col.head(1), col[col.isna()].head(1)])
+
+    columns = [infer_signature(few(frame[c]).to_frame()).inputs.inputs[0] for c in frame.columns]
+    dataset.schema = Schema(columns)  # a cached property: set here, read by log_input
+    return dataset
 
 
 def _record_of_version(tracking: MlflowTracking, version: VersionInfo, dataset_id: str, fp: str) -> CandidateRecord:
@@ -79,6 +106,9 @@ def _record_of_version(tracking: MlflowTracking, version: VersionInfo, dataset_i
 @retry_transient
 def candidate_model(context: AssetExecutionContext, config: TrainingConfig, store: DataStore,
                     tracking: MlflowTracking, features: FeaturesRecord):
+    if config.cv_folds == 0 and config.tuning_candidates > 0:
+        raise Failure(description=f"cv_folds: 0 turns cross-validation off, which the tuning loop needs; set "
+                                  f"tuning_candidates: 0 as well (it is {config.tuning_candidates}) or cv_folds >= 2")
     spec = store.spec()
     dataset_id = features["dataset_id"]
     fp = fingerprint(dataset_id, config)
@@ -118,19 +148,25 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
                            for k, v in config.model_dump().items()})
         mlflow.log_params({"dataset.rows_train": train_rows, "dataset.rows_fit": len(fit_rows),
                            "dataset.rows_holdout": len(holdout), "dataset.version": dataset_id})
-        mlflow.log_input(mlflow.data.from_pandas(fit_rows, name=f"{spec.name}-train", targets=spec.target,
-                                                 digest=dataset_id), context="training")
-        mlflow.log_input(mlflow.data.from_pandas(holdout, name=f"{spec.name}-holdout", targets=spec.target,
-                                                 digest=dataset_id), context="holdout")
+        mlflow.log_input(_tracked_dataset(fit_rows, f"{spec.name}-train", spec.target, dataset_id),
+                         context="training")
+        mlflow.log_input(_tracked_dataset(holdout, f"{spec.name}-holdout", spec.target, dataset_id),
+                         context="holdout")
 
         result = logic.fit(fit_rows, spec, config.estimator, config.params, config.seed)
-        cv = logic.cv_score(result.model, fit_rows, spec, metric, config.cv_folds)
-        score = cv.value
-        mlflow.log_params({"cv.folds": cv.folds, "cv.note": cv.note or "as configured"})
-        context.log.info(f"baseline {config.estimator}: cv {metric} = {score:.4f} (target {target})"
-                         + (f"; {cv.note}" if cv.note else ""))
-        mlflow.log_metric(f"cv_{metric}_baseline", score)
-        below = target is not None and not logic.meets_target({metric: score}, metric, target)
+        if config.cv_folds == 0:
+            score = float("nan")
+            mlflow.log_params({"cv.folds": 0, "cv.note": "cross-validation off (cv_folds: 0)"})
+            context.log.info(f"{config.estimator} fitted; cross-validation off (cv_folds: 0): holdout scores only")
+        else:
+            cv = logic.cv_score(result.model, fit_rows, spec, metric, config.cv_folds)
+            score = cv.value
+            mlflow.log_params({"cv.folds": cv.folds, "cv.note": cv.note or "as configured"})
+            context.log.info(f"baseline {config.estimator}: cv {metric} = {score:.4f} (target {target})"
+                             + (f"; {cv.note}" if cv.note else ""))
+            mlflow.log_metric(f"cv_{metric}_baseline", score)
+        below = (config.cv_folds > 0 and target is not None
+                 and not logic.meets_target({metric: score}, metric, target))
         if below and config.tuning_candidates > 0:
             context.log.info(f"below target: tuning with a budget of {config.tuning_candidates} candidates")
             result = logic.tune(fit_rows, spec, config.estimator, config.params, config.seed,
@@ -144,7 +180,8 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
                                         "iteration": trial["iteration"]})
             score = logic.cv_score(result.model, fit_rows, spec, metric, config.cv_folds).value
             context.log.info(f"tuned: cv {metric} = {score:.4f} with {result.params}")
-        mlflow.log_metric(f"cv_{metric}", score)
+        if config.cv_folds > 0:
+            mlflow.log_metric(f"cv_{metric}", score)
         # Every scalar parameter of the fitted pipeline: preprocessing steps and estimator alike.
         mlflow.log_params({f"pipeline.{k}": v for k, v in result.model.get_params(deep=True).items()
                            if isinstance(v, str | int | float | bool | None)})
@@ -165,6 +202,8 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
         info = mlflow.sklearn.log_model(result.model, name="model", signature=signature, input_example=example,
                                         serialization_format="skops", pip_requirements=_pip_requirements(),
                                         skops_trusted_types=logic.skops_trusted_types(result.model))
+    _FITTED.clear()
+    _FITTED[info.model_uri] = (result.model, metrics)
     record: CandidateRecord = {
         "run_id": run.info.run_id, "model_uri": info.model_uri, "dataset_id": dataset_id, "fingerprint": fp,
         "metrics": metrics, "cv_score": score, "target_metric": metric, "params": result.params,
@@ -176,7 +215,7 @@ def candidate_model(context: AssetExecutionContext, config: TrainingConfig, stor
         "dataset_version": dataset_id,
         "estimator": config.estimator,
         "tuned": result.tuned,
-        f"cv_{metric}": score,
+        f"cv_{metric}": score if config.cv_folds > 0 else "off (cv_folds: 0)",
         **{f"holdout_{k}": v for k, v in metrics.items()},
         "trials": MetadataValue.md(markdown_table(
             [{"trial": i, "score": t["score"], **t["params"]} for i, t in enumerate(result.trials)]))

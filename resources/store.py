@@ -304,8 +304,11 @@ class DataStore(ConfigurableResource, DatasetMembership):
     def sample_features(self, dataset_id: str, name: str, max_rows: int | None) -> tuple[pd.DataFrame, int]:
         """At most about ``max_rows`` rows of a feature table, chosen by row-id hash (``core.training.sample_rows``),
         and the table's row count; memory is bounded by the sample."""
+        fs, _ = self._filesystem()
+        with fs.open(self._path(f"features/{dataset_id}/{name}.parquet"), "rb") as fh:
+            total = pq.ParquetFile(fh).metadata.num_rows  # the footer alone
         return training_logic.sample_rows(lambda columns: self.iter_features(dataset_id, name, columns),
-                                          self.spec(), max_rows)
+                                          self.spec(), max_rows, total)
 
     def holdout(self, dataset_id: str) -> pd.DataFrame:
         """The holdout rows every model of a dataset version is scored on (``DatasetSpec.max_holdout_rows``)."""

@@ -102,7 +102,8 @@ def fitting_rows(train: pd.DataFrame, spec: DatasetSpec, max_rows: int | None) -
 ChunkReader = Callable[[list[str] | None], Iterable[pd.DataFrame]]
 
 
-def sample_rows(read: ChunkReader, spec: DatasetSpec, max_rows: int | None) -> tuple[pd.DataFrame, int]:
+def sample_rows(read: ChunkReader, spec: DatasetSpec, max_rows: int | None,
+                total: int | None = None) -> tuple[pd.DataFrame, int]:
     """The rows to fit on, and how many rows there are, from a table read chunk by chunk: all of them up to
     ``max_rows`` (0 or None: no cap), else about ``max_rows`` chosen by a hash of the row id, in proportion to
     each class for a classifier (every class keeps a row), in the table's order.
@@ -110,9 +111,10 @@ def sample_rows(read: ChunkReader, spec: DatasetSpec, max_rows: int | None) -> t
     ``read(columns)`` yields the table's chunks in order (``None``: every column). A first pass reads only the
     id (or the features) and the label, 9 to 16 bytes a row; the second keeps the chosen rows of each chunk, so
     memory is bounded by the sample, not the table. A hash, not a random draw: the same dataset version always
-    gives the same sample, so the training fingerprint still means the same model.
+    gives the same sample, so the training fingerprint still means the same model. ``total``, the table's row
+    count when the caller knows it (a Parquet footer), spares a table that needs no sampling the first pass.
     """
-    if not max_rows:
+    if not max_rows or (total is not None and total <= max_rows):
         frames = list(read(None))
         return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), sum(len(f) for f in frames)
     key_columns = [spec.id_column] if spec.id_column else spec.feature_names + [spec.target]

@@ -40,6 +40,24 @@ def test_a_sample_drawn_chunk_by_chunk_equals_the_whole_table_sample(task):
     pd.testing.assert_frame_equal(everything, train)
 
 
+def test_a_table_known_to_fit_under_the_cap_is_read_in_one_pass():
+    spec = demo_spec()
+    train = make_batch(3000, seed=4)
+    reads = []
+
+    def read(columns):
+        reads.append(columns)
+        return chunked(train, 1000)(columns)
+
+    sample, total = training.sample_rows(read, spec, 5000, total=3000)
+    assert reads == [None] and total == 3000
+    pd.testing.assert_frame_equal(sample, train)
+    reads.clear()
+    unknown, _ = training.sample_rows(read, spec, 5000)  # no row count: a pass over the keys comes first
+    assert len(reads) == 2 and reads[0] is not None
+    pd.testing.assert_frame_equal(unknown, sample)
+
+
 def test_a_profile_gathered_chunk_by_chunk_equals_the_whole_table_summary():
     spec = demo_spec()
     frame = make_batch(5000, seed=3)
