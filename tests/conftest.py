@@ -1,5 +1,6 @@
 """Shared fixtures: every test gets its own platform home, MLflow store and Dagster instance."""
 
+import multiprocessing.forkserver
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from mlops_assets import settings
 
 
 @pytest.fixture
-def lay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> settings.Layout:
+def lay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[settings.Layout]:
     home = tmp_path / "home"
     monkeypatch.setenv("MLOPS_HOME", str(home))
     monkeypatch.setenv("MLOPS_SETTLE_SECONDS", "0")
@@ -18,7 +19,10 @@ def lay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> settings.Layout:
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLOPS_STORE_URL", "MLOPS_DATASET",
                 "MLOPS_ARTIFACT_ROOT", "MLOPS_ALERT_WEBHOOK", "MLOPS_ADMIN_TOKEN", "MLOPS_PREDICTION_LOG_URL"):
         monkeypatch.delenv(var, raising=False)
-    return settings.layout()
+    yield settings.layout()
+    # Steps of a launched run fork from Python's forkserver, one per process, started with the environment (this
+    # test's home) and the modules it preloaded: the next test's run must start its own.
+    multiprocessing.forkserver._forkserver._stop()
 
 
 @pytest.fixture
