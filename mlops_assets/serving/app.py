@@ -135,18 +135,15 @@ class Gateway:
 
     def log(self, rid: str, slot: Slot, name: str, rows: protocol.Rows, answer: Answer | None,
             started: float, error: Exception | None = None) -> None:
-        """Queue the prediction line, made on the writer thread (the rows into lists, the line into JSON); a
+        """Queue the prediction line (encoded here: a few microseconds, less than handing it to a thread); a
         classifier's probabilities are logged whether or not they were asked for."""
         probabilities = answer.probabilities if answer else None
-        outputs = answer.outputs if answer else []
-        latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        served = datetime.now(UTC).isoformat()
-        failed = f"{type(error).__name__}: {error}" if error is not None else None
-        self.logs[PREDICTIONS].write(lambda: prediction_line(
+        self.logs[PREDICTIONS].write(prediction_line(
             rid, model_name=self.config.model_name, model_version=slot.version, slot=name,
-            columns=rows.log_columns(), data=rows.records(), outputs=outputs, latency_ms=latency_ms,
-            probabilities=probabilities, classes=list(slot.predictor.classes) if probabilities is not None else None,
-            error=failed, ts=served))
+            columns=rows.log_columns(), data=rows.records(), outputs=answer.outputs if answer else [],
+            latency_ms=round((time.perf_counter() - started) * 1000, 3), probabilities=probabilities,
+            classes=list(slot.predictor.classes) if probabilities is not None else None,
+            error=f"{type(error).__name__}: {error}" if error is not None else None))
         self.served.add(rid)
 
     async def predict_as(self, slot: Slot, name: str, rid: str, table: protocol.Table, rows: protocol.Rows,

@@ -1,7 +1,11 @@
-"""The micro-batcher: concurrent requests merged into one ``predict`` call on a worker thread.
+"""The micro-batcher: concurrent requests merged into one ``predict`` call.
 
 A scikit-learn Pipeline costs about the same per call for one row as for a hundred, so merging the requests
-that arrive together multiplies throughput; running the call on a worker thread keeps the event loop free.
+that arrive together multiplies throughput. A small call of a compiled model (``serving.fastpath``: a few
+numpy operations, ~0.1-0.3 ms) runs right on the event loop: handing it to a thread and back costs more than
+the call (thread wake-ups and GIL hand-offs; ``benchmarks/serving.py`` measured a fifth less CPU per request
+inline). Every other call (large, or a pipeline served through pandas) runs on a worker thread, so the loop
+keeps reading requests meanwhile.
 
 A call of a few rows runs with one OpenMP thread: HistGradientBoosting's prediction otherwise starts a
 parallel region per tree, and waking the team costs far more than predicting a few rows (several ms per call
@@ -28,6 +32,7 @@ from mlops_assets.serving.models import Slot
 MAX_BATCH_ROWS = 4096  # rows merged into one predict call; a bigger request still goes alone
 BATCH_WINDOW_SECONDS = 0.002  # the longest a call waits for the requests it expects (see Batcher)
 SINGLE_THREAD_ROWS = 512  # calls of up to this many rows run with one OpenMP thread (the module's docstring)
+INLINE_ROWS = 64  # compiled calls of up to this many rows run on the event loop (the module's docstring)
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class _Job:
 
 
 class Batcher:
-    """Runs predictions on one worker thread, merging queued requests into one call per model.
+    """Runs predictions on the event loop or one worker thread, merging queued requests into one call per model.
 
     Each call takes every request that arrived while the previous one ran. As many clients as the last call
     served are expected again (each sends its next request once answered), so a call waits up to
@@ -99,7 +104,10 @@ class Batcher:
                 if self._on_calls is not None:
                     self._on_calls(calls)
                 try:
-                    results = await loop.run_in_executor(self._executor, self._predict, jobs, rows)
+                    if rows <= INLINE_ROWS and all(job.slot.fast is not None for job in jobs):
+                        results = self._predict(jobs, rows)
+                    else:
+                        results = await loop.run_in_executor(self._executor, self._predict, jobs, rows)
                 except RuntimeError as exc:  # the executor is shut down: the gateway is stopping
                     results = [exc] * len(jobs)
                 for job, result in zip(jobs, results, strict=True):
@@ -113,7 +121,8 @@ class Batcher:
             self._drainer = None
 
     def _predict(self, jobs: Sequence[_Job], rows: int) -> list[Answer | Exception]:
-        """Worker thread: the call, with one OpenMP thread when it is small (the limit is this thread's)."""
+        """The call (on the worker thread or the loop), with one OpenMP thread when it is small (the limit is the
+        calling thread's)."""
         if rows > SINGLE_THREAD_ROWS:
             return _predict_jobs(jobs)
         if self._threads is None:
@@ -136,7 +145,7 @@ def _answer(predicted: Predicted) -> Answer:
 
 
 def _predict_jobs(jobs: Sequence[_Job]) -> list[Answer | Exception]:
-    """Worker thread: one predict per model over all its jobs' rows, split back per job. If the merged call
+    """One predict per model over all its jobs' rows, split back per job. If the merged call
     fails, each job is predicted alone, so only the request whose rows break the model gets the error."""
     results: list[Answer | Exception] = [Answer([]) for _ in jobs]
     groups: dict[int, list[int]] = defaultdict(list)
