@@ -2,10 +2,10 @@
 
 scikit-learn's ``_raw_predict`` calls each tree's Cython predictor in turn: for the demo champion's 100 trees
 that is 100 calls, each with its allocation and OpenMP region, about 500 us even for one row. Here every tree
-of every iteration is one set of contiguous arrays, and a call walks all (row, tree) pairs together, one
-numpy step per tree level: about 20 us for one row. Walking every pair level by level costs more than
-sklearn's per-row loop once a call has more than ``SMALL_CALL_ROWS`` rows, so callers keep sklearn's own path
-for bigger calls.
+of every iteration is one set of contiguous arrays, and a call walks all (row, tree) pairs together, a few
+numpy operations per tree level: about 20 us for one row. The work grows with rows x trees x depth, so
+sklearn's own per-row loop wins on big calls (from about 160 rows on the demo champion); callers use this for
+calls of up to ``SMALL_CALL_ROWS`` rows.
 
 The walk is sklearn's own (``_predictor.pyx``): NaN goes to the node's ``missing_go_to_left`` side, else
 ``x <= num_threshold`` goes left; the raw prediction is the baseline plus each iteration's tree value, added
@@ -29,9 +29,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from mlops_assets.core.probabilities import Predicted
 
 # Calls of up to this many rows use the compiled trees. Measured on the demo champion (100 trees, depth 20,
-# 13 features; 2-core machine) against sklearn's _raw_predict with one OpenMP thread, as the gateway runs
-# small calls: 1 row 20 vs 520 us, 8 rows 80 vs 500 us, 32 rows 290 vs 560 us, 128 rows 880 vs 940 us; sklearn
-# is faster from about 150 rows on (256 rows: 1.7 vs 1.45 ms).
+# 13 features, 6100 nodes; shared 2-core machine) against sklearn's _raw_predict with one OpenMP thread, as the
+# gateway runs small calls: 1 row 21 vs 500 us, 8 rows 82 vs 485 us, 32 rows 275 vs 540 us, 128 rows 835 vs
+# 905 us; even at about 160 rows (1.03 ms each), sklearn faster beyond (256 rows: 1.64 vs 1.40 ms).
 SMALL_CALL_ROWS = 128
 # Up to this many (row, node) cells, every node's branch for every row is decided up front in one pass, so a
 # level is one ``take``; beyond it the per-node arrays outgrow the CPU caches and a level-by-level walk of the
