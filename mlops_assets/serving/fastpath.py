@@ -209,14 +209,15 @@ def _reproduces(fast: FastPipeline, ct: ColumnTransformer, schema: protocol.Inpu
 def _proved_trees(
     fast: FastPipeline, estimator: Any, schema: protocol.InputSchema, example: pd.DataFrame
 ) -> CompiledTrees | None:
-    """The estimator's compiled trees when their raw predictions equal its own ``_raw_predict``, bit for bit,
-    on the transformed example and on it with every column missing; else None (sklearn's path)."""
+    """The estimator's compiled trees when their raw predictions (by either walk) equal its own
+    ``_raw_predict``, bit for bit, on the transformed example and on it with every column missing; else None
+    (sklearn's path)."""
     trees = compile_trees(estimator)
     if trees is None:
         return None
     try:
         x = np.asarray(fast.transform(protocol.validate(protocol.Table.from_frame(example), schema).arrays), float)
         probe = np.vstack([x, np.full_like(x, np.nan)])
-        return trees if np.array_equal(trees.raw(probe), estimator._raw_predict(probe)) else None
+        return trees if trees.reproduces(probe, estimator._raw_predict(probe)) else None
     except Exception:  # a probe the trees cannot take: keep the estimator's own prediction
         return None

@@ -68,17 +68,16 @@ class CompiledTrees:
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """What ``estimator._raw_predict(X)`` returns, bit for bit: (rows, K), Fortran-ordered as there."""
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features or not len(X):
-            raise ValueError(
-                f"X has shape {X.shape}, but the trees need at least one row of {self.n_features} features"
-            )
-        has_nan = bool(np.isnan(X).any())
-        if len(X) * len(self.value) <= TABLE_CELLS:
-            leaves = self._walk_table(X, has_nan)
-        else:
-            leaves = self._walk_levels(X, has_nan)
-        return self._sum(self.value.take(leaves))
+        X, has_nan = self._checked(X)
+        walk = self._walk_table if len(X) * len(self.value) <= TABLE_CELLS else self._walk_levels
+        return self._sum(self.value.take(walk(X, has_nan)))
+
+    def reproduces(self, X: np.ndarray, expected: np.ndarray) -> bool:
+        """Whether both walks give ``expected`` (the estimator's own ``_raw_predict(X)``) bit for bit, whatever
+        the size of ``X``: the proof a caller asks for before trusting these trees."""
+        X, has_nan = self._checked(X)
+        walks = (self._walk_table, self._walk_levels)
+        return all(np.array_equal(self._sum(self.value.take(walk(X, has_nan))), expected) for walk in walks)
 
     def predict(self, X: np.ndarray) -> Predicted:
         """What ``Predictor.of(estimator).predict(X)`` gives: labels (the class of highest probability) and
@@ -88,6 +87,16 @@ class CompiledTrees:
             return Predicted(np.asarray(self.loss.link.inverse(raw.ravel())))
         proba = np.asarray(self.loss.predict_proba(raw), dtype=np.float64)
         return Predicted(self.classes[proba.argmax(axis=1)], proba)
+
+    def _checked(self, X: np.ndarray) -> tuple[np.ndarray, bool]:
+        """``X`` as the walks read it (C-ordered float64, as sklearn's validation converts it), and whether it
+        holds any NaN (else the walks skip the missing-value branches)."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features or not len(X):
+            raise ValueError(
+                f"X has shape {X.shape}, but the trees need at least one row of {self.n_features} features"
+            )
+        return X, bool(np.isnan(X).any())
 
     def _walk_table(self, X: np.ndarray, has_nan: bool) -> np.ndarray:
         """Each (row, tree)'s leaf, (rows, trees): first every node's next node for every row, in one pass over

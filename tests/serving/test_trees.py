@@ -98,6 +98,22 @@ def test_wrongly_shaped_input_is_refused_clearly() -> None:
         compiled.raw(x[:0])
 
 
+def test_the_load_proof_refuses_trees_that_differ_from_sklearn() -> None:
+    estimator, x = _fit("iris", "shallow")
+    compiled = compile_trees(estimator)
+    expected = estimator._raw_predict(x)
+    assert compiled.reproduces(x, expected)
+    ulp_up = replace(compiled, value=np.nextafter(compiled.value, np.inf))  # every leaf one ulp higher
+    assert not ulp_up.reproduces(x, expected)
+    inner = compiled.left != compiled.right
+    other_side = np.where(compiled.missing == compiled.left, compiled.right, compiled.left)
+    flipped = np.where(inner, other_side, compiled.missing)  # NaN sent the other way (x has NaN)
+    assert not replace(compiled, missing=flipped).reproduces(x, expected)  # the table walk's missing branch
+    children = compiled.children.reshape(-1, 3).copy()
+    children[:, 2] = flipped
+    assert not replace(compiled, children=children.ravel()).reproduces(x, expected)  # the level walk's
+
+
 def test_the_demo_pipeline_answers_small_calls_through_its_trees() -> None:
     frame = make_batch(2000, seed=1)
     spec = demo_spec()
