@@ -3,9 +3,9 @@
 scikit-learn's ``_raw_predict`` calls each tree's Cython predictor in turn: for the demo champion's 100 trees
 that is 100 calls, each with its allocation and OpenMP region, about 500 us even for one row. Here every tree
 of every iteration is one set of contiguous arrays, and a call walks all (row, tree) pairs together, a few
-numpy operations per tree level: about 20 us for one row. The work grows with rows x trees x depth, so
-sklearn's own per-row loop wins on big calls (from about 160 rows on the demo champion); callers use this for
-calls of up to ``SMALL_CALL_ROWS`` rows.
+numpy operations per tree level: about 20 us for one row. Once the walk's arrays outgrow the CPU caches
+sklearn's own per-row loop wins (from about 1,000 rows on the demo champion), so callers use this for calls of
+up to ``SMALL_CALL_ROWS`` rows.
 
 The walk is sklearn's own (``_predictor.pyx``): NaN goes to the node's ``missing_go_to_left`` side, else
 ``x <= num_threshold`` goes left; the raw prediction is the baseline plus each iteration's tree value, added
@@ -28,17 +28,22 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 
 from mlops_assets.core.probabilities import Predicted
 
-# Calls of up to this many rows use the compiled trees. Measured on the demo champion (100 trees, depth 20,
-# 13 features, 6100 nodes; shared 2-core machine) against sklearn's _raw_predict with one OpenMP thread, as the
-# gateway runs small calls: 1 row 21 vs 500 us, 8 rows 82 vs 485 us, 32 rows 275 vs 540 us, 128 rows 835 vs
-# 905 us; even at about 160 rows (1.03 ms each), sklearn faster beyond (256 rows: 1.64 vs 1.40 ms).
-SMALL_CALL_ROWS = 128
+# Calls of up to this many rows use the compiled trees. Measured against sklearn's _raw_predict with one
+# OpenMP thread, as the gateway runs calls of up to 512 rows (serving/batching.py), on a shared 2-core machine.
+# The demo champion (100 trees, depth 20, 13 features, 6100 nodes): 1 row 22 vs 540 us, 8 rows 84 vs 505 us,
+# 32 rows 177 vs 560 us, 128 rows 440 vs 940 us, 512 rows 1.5 vs 2.3 ms, 768 rows 2.3 vs 3.2 ms, then past
+# the CPU caches 1024 rows 5.7 vs 4.1 ms. The same with 300 trees: 512 rows 4.4 vs 6.6 ms; 100 trees of depth
+# 8 (no leaf limit): 512 rows 1.6 vs 2.8 ms.
+SMALL_CALL_ROWS = 512
 # Up to this many (row, node) cells, every node's branch for every row is decided up front in one pass, so a
-# level is one ``take``; beyond it the per-node arrays outgrow the CPU caches and a level-by-level walk of the
-# (row, tree) pairs is faster (demo champion, 6100 nodes: 12 rows 114 vs 175 us, 16 rows 206 vs 196 us).
+# level is one ``take``; beyond it the per-node arrays outgrow the CPU caches and the level-by-level walk of
+# the (row, tree) pairs is faster (demo champion, 6100 nodes: 8 rows 72 vs 84 us, 12 rows 172 vs 107 us).
 TABLE_CELLS = 1 << 16
-# A level-by-level walk checks this often whether every pair has reached its leaf (a check costs about a level).
-CHECK_EVERY_LEVELS = 4
+# The level-by-level walk sets aside the pairs at their leaf after this level, then every this many levels
+# (the demo champion: 128 rows 370 us, vs 770 us walking every pair to the deepest level; every 2-4 levels
+# measured alike).
+COMPACT_FROM_LEVEL = 4
+COMPACT_EVERY_LEVELS = 3
 
 _NODE_FIELDS = frozenset(
     {"value", "feature_idx", "num_threshold", "missing_go_to_left", "left", "right", "is_leaf", "is_categorical"}
@@ -62,6 +67,7 @@ class CompiledTrees:
     missing: np.ndarray  # (nodes,) where NaN goes
     children: np.ndarray  # (nodes * 3,) left, right, missing of each node: one take picks any of them
     value: np.ndarray  # (nodes,) a leaf's value (the learning rate already applied by sklearn)
+    leaf: np.ndarray  # (nodes,) bool
     depth: int  # the longest root-to-leaf path of any tree, in edges
     loss: Any  # the estimator's fitted _loss
     classes: np.ndarray | None  # a classifier's classes_; None for a regressor
@@ -113,22 +119,35 @@ class CompiledTrees:
         return at - first
 
     def _walk_levels(self, X: np.ndarray, has_nan: bool) -> np.ndarray:
-        """Each (row, tree)'s leaf, (rows, trees): all pairs one level down per step, stopping once every pair
-        has reached its leaf."""
+        """Each (row, tree)'s leaf, (rows, trees): the (row, tree) pairs one level down per step, those that
+        reached their leaf set aside every few levels (most trees are much shallower than the deepest), until
+        none is left."""
+        trees = len(self.roots)
+        leaves = at = np.tile(self.roots, len(X))  # (rows * trees,) row-major, as the result
+        walking = None  # the pairs ``at`` holds, once some were set aside (before: all of them, in order)
         flat = X.ravel()
-        row_start = np.arange(0, X.size, X.shape[1])[:, None]
-        at = np.tile(self.roots, (len(X), 1))
+        row_start = np.repeat(np.arange(0, X.size, X.shape[1]), trees)  # each pair's row in ``flat``
         for level in range(self.depth):
             values = flat.take(self.feature.take(at) + row_start)
             branch = at * 3  # the node's left child in ``children``; +1 right, +2 missing
             branch += values > self.threshold.take(at)  # False for NaN
             if has_nan:
                 branch += 2 * np.isnan(values)
-            nxt = self.children.take(branch)
-            if level % CHECK_EVERY_LEVELS == CHECK_EVERY_LEVELS - 1 and np.array_equal(nxt, at):
-                return nxt
-            at = nxt
-        return at
+            at = self.children.take(branch)
+            if level >= COMPACT_FROM_LEVEL and (level - COMPACT_FROM_LEVEL) % COMPACT_EVERY_LEVELS == 0:
+                if walking is None:
+                    leaves = at.copy()
+                else:
+                    leaves[walking] = at
+                keep = np.flatnonzero(~self.leaf.take(at))
+                if not len(keep):
+                    return leaves.reshape(len(X), trees)
+                at, row_start = at[keep], row_start[keep]
+                walking = keep if walking is None else walking[keep]
+        if walking is None:
+            return at.reshape(len(X), trees)
+        leaves[walking] = at
+        return leaves.reshape(len(X), trees)
 
     def _sum(self, values: np.ndarray) -> np.ndarray:
         """sklearn's sum: zeros plus the baseline, then each iteration's tree value added in order (a running
@@ -206,6 +225,7 @@ def _flatten(nodes_of: list[np.ndarray], n_features: int) -> dict[str, Any] | No
         "missing": missing,
         "children": np.stack([left, right, missing], axis=1).ravel(),
         "value": np.ascontiguousarray(nodes["value"], dtype=np.float64),
+        "leaf": leaf,
         "depth": depth,
     }
 
