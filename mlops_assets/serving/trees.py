@@ -123,8 +123,9 @@ class CompiledTrees:
         reached their leaf set aside every few levels (most trees are much shallower than the deepest), until
         none is left."""
         trees = len(self.roots)
-        leaves = at = np.tile(self.roots, len(X))  # (rows * trees,) row-major, as the result
-        walking = None  # the pairs ``at`` holds, once some were set aside (before: all of them, in order)
+        at = np.tile(self.roots, len(X))  # each (row, tree) pair's node, row-major as the result
+        walking = np.arange(len(at))  # which pair each entry of ``at`` is, once some were set aside
+        leaves = np.empty_like(at)
         flat = X.ravel()
         row_start = np.repeat(np.arange(0, X.size, X.shape[1]), trees)  # each pair's row in ``flat``
         for level in range(self.depth):
@@ -135,17 +136,11 @@ class CompiledTrees:
                 branch += 2 * np.isnan(values)
             at = self.children.take(branch)
             if level >= COMPACT_FROM_LEVEL and (level - COMPACT_FROM_LEVEL) % COMPACT_EVERY_LEVELS == 0:
-                if walking is None:
-                    leaves = at.copy()
-                else:
-                    leaves[walking] = at
+                leaves[walking] = at
                 keep = np.flatnonzero(~self.leaf.take(at))
                 if not len(keep):
                     return leaves.reshape(len(X), trees)
-                at, row_start = at[keep], row_start[keep]
-                walking = keep if walking is None else walking[keep]
-        if walking is None:
-            return at.reshape(len(X), trees)
+                at, row_start, walking = at[keep], row_start[keep], walking[keep]
         leaves[walking] = at
         return leaves.reshape(len(X), trees)
 
