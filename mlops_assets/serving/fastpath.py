@@ -212,12 +212,12 @@ def _proved_trees(
     """The estimator's compiled trees when their raw predictions (by either walk) equal its own
     ``_raw_predict``, bit for bit, on the transformed example and on it with every column missing; else None
     (sklearn's path)."""
-    trees = compile_trees(estimator)
-    if trees is None:
-        return None
-    try:
+    try:  # sklearn's private tree attributes may change shape with its version: then keep its own path
+        trees = compile_trees(estimator)
+        if trees is None:
+            return None
         x = np.asarray(fast.transform(protocol.validate(protocol.Table.from_frame(example), schema).arrays), float)
         probe = np.vstack([x, np.full_like(x, np.nan)])
         return trees if trees.reproduces(probe, estimator._raw_predict(probe)) else None
-    except Exception:  # a probe the trees cannot take: keep the estimator's own prediction
+    except Exception:  # trees or a probe this module cannot take: keep the estimator's own prediction
         return None
