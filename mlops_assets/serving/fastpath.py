@@ -10,12 +10,18 @@ hands the result to the fitted estimator. Anything outside these steps and optio
 gateway then calls ``pipeline.predict`` as before. A compiled pipeline must also reproduce the transformer's
 own output on the model's input example at load, bit for bit, or it is dropped; the tests compare predictions
 with ``pipeline.predict`` on real data sets.
+
+A HistGradientBoosting estimator's trees are also compiled (``serving/trees.py``) and answer calls of up to
+``SMALL_CALL_ROWS`` rows, where sklearn's tree-by-tree prediction costs most; they are kept only when they give
+the estimator's own raw predictions bit for bit on the transformed input example and on it with every column
+missing (the trees' missing-value branches). Without an input example there is nothing to prove them on, so
+the estimator's own prediction is used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +33,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlops_assets.core.probabilities import Predicted, Predictor
 from mlops_assets.serving import protocol
+from mlops_assets.serving.trees import SMALL_CALL_ROWS, CompiledTrees, compile_trees
 
 Step = Callable[[np.ndarray], np.ndarray]
 
@@ -112,10 +119,12 @@ class _Branch:
 
 @dataclass(frozen=True)
 class FastPipeline:
-    """A compiled pipeline: its preprocessing as numpy operations, then its fitted estimator."""
+    """A compiled pipeline: its preprocessing as numpy operations, then its fitted estimator (its compiled
+    trees for small calls when it has some)."""
 
     branches: tuple[_Branch, ...]
     predictor: Predictor  # of the pipeline's final estimator, fed the transformed array
+    trees: CompiledTrees | None = None  # the estimator's trees, proved at load (see compile_pipeline)
 
     def transform(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.hstack([branch.run(arrays) for branch in self.branches])
@@ -126,7 +135,10 @@ class FastPipeline:
             arrays = parts[0].arrays
         else:
             arrays = {col: np.concatenate([p.arrays[col] for p in parts]) for col in parts[0].arrays}
-        return self.predictor.predict(self.transform(arrays))
+        x = self.transform(arrays)
+        if self.trees is not None and len(x) <= SMALL_CALL_ROWS:
+            return self.trees.predict(x)
+        return self.predictor.predict(x)
 
 
 def _branch(transformer: Any, columns: Any, kinds: Mapping[str, str]) -> _Branch | None:
@@ -172,9 +184,11 @@ def compile_pipeline(
     if not branches:
         return None
     fast = FastPipeline(tuple(branches), Predictor.of(estimator))
-    if example is not None and not _reproduces(fast, ct, schema, example):
+    if example is None:
+        return fast
+    if not _reproduces(fast, ct, schema, example):
         return None
-    return fast
+    return replace(fast, trees=_proved_trees(fast, estimator, schema, example))
 
 
 def _reproduces(fast: FastPipeline, ct: ColumnTransformer, schema: protocol.InputSchema, example: pd.DataFrame) -> bool:
@@ -190,3 +204,20 @@ def _reproduces(fast: FastPipeline, ct: ColumnTransformer, schema: protocol.Inpu
         and expected.shape == got.shape
         and np.array_equal(expected, got.astype(expected.dtype, copy=False), equal_nan=True)
     )
+
+
+def _proved_trees(
+    fast: FastPipeline, estimator: Any, schema: protocol.InputSchema, example: pd.DataFrame
+) -> CompiledTrees | None:
+    """The estimator's compiled trees when their raw predictions (by either walk) equal its own
+    ``_raw_predict``, bit for bit, on the transformed example and on it with every column missing; else None
+    (sklearn's path)."""
+    try:  # sklearn's private tree attributes may change shape with its version: then keep its own path
+        trees = compile_trees(estimator)
+        if trees is None:
+            return None
+        x = np.asarray(fast.transform(protocol.validate(protocol.Table.from_frame(example), schema).arrays), float)
+        probe = np.vstack([x, np.full_like(x, np.nan)])
+        return trees if trees.reproduces(probe, estimator._raw_predict(probe)) else None
+    except Exception:  # trees or a probe this module cannot take: keep the estimator's own prediction
+        return None
