@@ -71,7 +71,7 @@ class Batcher:
         self._enough: asyncio.Future[None] | None = None
         self._drainer: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="predict")
-        self._threads: ThreadpoolController | None = None  # made on the worker, once the model's libraries load
+        self._openmp: list[Any] | None = None  # OpenMP runtimes, found once the model's libraries are loaded
 
     async def predict(self, slot: Slot, rows: protocol.Rows) -> Answer:
         loop = asyncio.get_running_loop()
@@ -125,10 +125,18 @@ class Batcher:
         calling thread's)."""
         if rows > SINGLE_THREAD_ROWS:
             return _predict_jobs(jobs)
-        if self._threads is None:
-            self._threads = ThreadpoolController()
-        with self._threads.limit(limits=1, user_api="openmp"):
+        if self._openmp is None:
+            self._openmp = ThreadpoolController().select(user_api="openmp").lib_controllers
+        # threadpoolctl's own limit() re-reads every library's info per call (~12 us); setting and restoring
+        # the found runtimes directly costs ~1 us
+        before = [lib.num_threads for lib in self._openmp]
+        for lib in self._openmp:
+            lib.set_num_threads(1)
+        try:
             return _predict_jobs(jobs)
+        finally:
+            for lib, threads in zip(self._openmp, before, strict=True):
+                lib.set_num_threads(threads)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
