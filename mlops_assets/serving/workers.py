@@ -21,13 +21,14 @@ import uvicorn
 
 from mlops_assets import settings
 from mlops_assets.serving.config import GatewayConfig
+from mlops_assets.serving.transport import OneWriteHttpToolsProtocol
 
 # On SIGTERM/SIGINT uvicorn stops accepting connections and lets requests in flight finish for up to this long
 # before closing them: within the grace `mlops up` gives its children after ending runs (30 - 8 - 5 s), and long
 # past any scoring request.
 DRAIN_SECONDS = 15
 UVICORN_OPTIONS: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "on",
-                                   "timeout_graceful_shutdown": DRAIN_SECONDS}
+                                   "timeout_graceful_shutdown": DRAIN_SECONDS, "http": OneWriteHttpToolsProtocol}
 
 
 def run_workers(config: GatewayConfig, workers: int) -> None:
