@@ -288,7 +288,9 @@ def report(results: dict[tuple[str, int, int], list[dict]], names: list[str], sc
            args: argparse.Namespace,
            generator: str, ready: dict[str, float]) -> bool:
     """The medians and the ratios ours/floor and ours/mlflow, a row per variant of ours (one process, N workers);
-    True when the targets are met by every variant."""
+    True when the one-process gateway meets the targets (the floor is one process too: the N-worker rows say
+    what more processes give on this machine, where the load generator shares the cores) and no request
+    failed on any server."""
     print(f"\nmedian of {args.rounds} interleaved round(s), {args.duration:g}s each, {os.cpu_count()} CPUs, "
           f"load generator: {generator}, estimator: {args.estimator}")
     ours_names = [n for n in names if n.startswith("ours")]
@@ -310,7 +312,7 @@ def report(results: dict[tuple[str, int, int], list[dict]], names: list[str], sc
                   + f" | {vs_floor:>9.1%} {vs_mlflow:>10.1f}x | "
                   + " ".join(f"{med[n]['p50_ms']:>8.2f}ms" for n in row) + " | "
                   + " ".join(f"{med[n]['p99_ms']:>8.2f}ms" for n in row) + f" | {p99_ratio:>13.2f}x")
-            if (batch, conns) == TARGET:
+            if (batch, conns) == TARGET and variant == "ours":
                 ok &= not vs_floor < 0.35 and not p99_ratio > 3 and not vs_mlflow < 10
         for n in names:
             if med[n]["errors"]:
@@ -318,8 +320,8 @@ def report(results: dict[tuple[str, int, int], list[dict]], names: list[str], sc
         ok &= all(med[n]["errors"] == 0 for n in names)
     print("ready (process start -> /ping 200; with N workers: all N loaded): "
           + ", ".join(f"{n} {s:.2f}s" for n, s in ready.items()))
-    print(f"target (batch {TARGET[0]} / {TARGET[1]} connections: ours >= 35% of the floor's rps, p99 <= 3x the "
-          "floor's, >= 10x mlflow; no failed request anywhere):", "met" if ok else "NOT met")
+    print(f"target (batch {TARGET[0]} / {TARGET[1]} connections, one process each: ours >= 35% of the floor's rps, "
+          "p99 <= 3x the floor's, >= 10x mlflow; no failed request anywhere):", "met" if ok else "NOT met")
     return ok
 
 
