@@ -56,8 +56,11 @@ def local_copy(uri: str, *, tracking_uri: str, registry_uri: str) -> Iterator[Pa
     import mlflow.artifacts  # only for artifacts elsewhere: MLflow's client speaks every store and URI scheme
 
     with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
-        yield Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=uri, dst_path=tmp, tracking_uri=tracking_uri, registry_uri=registry_uri))
+        yield Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=tmp, tracking_uri=tracking_uri, registry_uri=registry_uri
+            )
+        )
 
 
 def local_dir(uri: str) -> Path | None:
@@ -75,8 +78,9 @@ def read_mlmodel(path: Path) -> dict[str, Any]:
     meta = yaml.load((path / "MLmodel").read_text(encoding="utf-8"), Loader=_Loader) or {}
     flavor = (meta.get("flavors") or {}).get("sklearn")
     if not isinstance(flavor, dict):
-        raise ModelFormatError(f"{path} has no sklearn flavour; the platform loads scikit-learn models only: "
-                               f"{HOW_TO_LOG}")
+        raise ModelFormatError(
+            f"{path} has no sklearn flavour; the platform loads scikit-learn models only: {HOW_TO_LOG}"
+        )
     serialised = flavor.get("serialization_format", "pickle")  # MLflow's default when the field is absent
     if serialised != SKOPS:
         raise ModelFormatError(
