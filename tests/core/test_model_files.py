@@ -16,20 +16,11 @@ from sklearn.pipeline import Pipeline
 from mlops_assets.core import model_files
 from mlops_assets.core.model_files import ModelFormatError
 from mlops_assets.core.registry import ModelRegistry
+from mlops_assets.core.scoring import choose_model
 from mlops_assets.core.training import skops_trusted_types
-from tests.support.tiny_models import wine, wine_model
+from tests.support.tiny_models import Trap, log_model, wine, wine_model
 
 NAME = "loader-test-model"
-
-
-class Trap:
-    """What a hand-registered pickle can carry: unpickling it calls ``Path.touch(marker)`` (any code could run)."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple:
-        return Path.touch, (self.marker,)
 
 
 @pytest.fixture
@@ -46,24 +37,17 @@ def registry(tmp_path: Path) -> ModelRegistry:
     return ModelRegistry(tracking_uri=uri, registry_uri=uri, model_name=NAME, lock_dir=str(tmp_path / "locks"))
 
 
-def logged(model: object, **kwargs: object) -> tuple[str, str]:
-    """``model`` logged in a run and registered as the next version of NAME: (its logged model URI, version)."""
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            model, name="model", registered_model_name=NAME, pip_requirements=["scikit-learn"], **kwargs
-        )  # no requirement inference
-    return info.model_uri, str(info.registered_model_version)
-
-
 def test_a_skops_model_loads_as_the_same_fitted_model_by_every_uri(registry: ModelRegistry, tmp_path: Path):
     model = wine_model()
-    uri, version = logged(
+    uri, version = log_model(
         model,
+        NAME,
         serialization_format="skops",
         skops_trusted_types=skops_trusted_types(model),
         input_example=wine()[0].head(3),
     )
     download_uri = registry.client().get_model_version_download_uri(NAME, version)
+    assert download_uri.startswith("file:") and uri.startswith("models:/m-")  # read in place / downloaded
     local = mlflow.artifacts.download_artifacts(artifact_uri=download_uri, dst_path=str(tmp_path / "copy"))
     loaded = {
         "models:/name/version": registry.load_version(version),
@@ -81,7 +65,7 @@ def test_a_skops_model_loads_as_the_same_fitted_model_by_every_uri(registry: Mod
 
 def test_a_pickled_model_is_refused_with_the_reason_and_nothing_in_it_runs(registry: ModelRegistry, tmp_path: Path):
     marker = tmp_path / "the-pickle-ran"
-    _, version = logged(Trap(marker), serialization_format="pickle")
+    _, version = log_model(Trap(marker), NAME, serialization_format="pickle")
     assert not marker.exists()
     for load in (
         lambda: registry.load_version(version),
@@ -96,6 +80,10 @@ def test_a_pickled_model_is_refused_with_the_reason_and_nothing_in_it_runs(regis
         ):
             load()
         assert not marker.exists(), "the loader ran the pickle's code"
+
+    with pytest.raises(ModelFormatError, match="saved as 'pickle'"):  # batch scoring pinned to it refuses it too
+        choose_model(registry, version)
+    assert not marker.exists()
 
     mlflow.sklearn.load_model(f"models:/{NAME}/{version}")  # the trap is live: MLflow's own loader runs it
     assert marker.exists()

@@ -64,6 +64,25 @@ def wine_model() -> Pipeline:
     return Pipeline([("pre", pre), ("model", model)]).fit(x, y)
 
 
+class Trap:
+    """What a hand-registered pickle can carry: unpickling it calls ``Path.touch(marker)`` (any code could run)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return Path.touch, (self.marker,)
+
+
+def log_model(model: object, name: str, **kwargs: object) -> tuple[str, str]:
+    """``model`` logged by ``mlflow.sklearn.log_model`` in a run of the mlflow module's current experiment and
+    registered as the next version of ``name``, as anyone could do by hand: (its logged model URI, version)."""
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
+                                        pip_requirements=["scikit-learn"], **kwargs)  # no requirement inference
+    return info.model_uri, str(info.registered_model_version)
+
+
 def split(frame: pd.DataFrame) -> dict:
     """A scoring request body in MLflow's ``dataframe_split`` form."""
     return {"dataframe_split": {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}}
