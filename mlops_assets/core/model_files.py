@@ -49,6 +49,8 @@ def load_model(uri: str, *, tracking_uri: str, registry_uri: str) -> Any:
 def local_copy(uri: str, *, tracking_uri: str, registry_uri: str) -> Iterator[Path]:
     """The model directory ``uri`` names on this machine: in place when it is already here, else downloaded by
     MLflow into a temporary directory that is removed when the block ends."""
+    if urllib.parse.urlparse(uri).scheme == "models":
+        uri = registry_location(uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
     local = local_dir(uri)
     if local is not None:
         yield local
@@ -61,6 +63,26 @@ def local_copy(uri: str, *, tracking_uri: str, registry_uri: str) -> Iterator[Pa
                 artifact_uri=uri, dst_path=tmp, tracking_uri=tracking_uri, registry_uri=registry_uri
             )
         )
+
+
+def registry_location(uri: str, *, tracking_uri: str, registry_uri: str) -> str:
+    """Where the artifacts of a ``models:/`` URI (a registered version or alias, or a logged model's id) are, asked
+    of this registry with MLflow's own URI parser: MLflow's artifact repository for such URIs asks the
+    process-global registry instead, whatever registry URI it is given."""
+    import posixpath
+
+    from mlflow import MlflowClient
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+    from mlflow.store.artifact.utils.models import get_model_name_and_version
+
+    base, sub_path = ModelsArtifactRepository.split_models_uri(uri)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+    found = get_model_name_and_version(client, base)
+    if len(found) == 1:  # models:/<model id>: a logged model, registered or not
+        location = client.get_logged_model(found[0]).artifact_location
+    else:
+        location = client.get_model_version_download_uri(*found)
+    return posixpath.join(location, sub_path) if sub_path else location
 
 
 def local_dir(uri: str) -> Path | None:

@@ -49,6 +49,9 @@ def test_a_skops_model_loads_as_the_same_fitted_model_by_every_uri(registry: Mod
     download_uri = registry.client().get_model_version_download_uri(NAME, version)
     assert download_uri.startswith("file:") and uri.startswith("models:/m-")  # read in place / downloaded
     local = mlflow.artifacts.download_artifacts(artifact_uri=download_uri, dst_path=str(tmp_path / "copy"))
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"  # the module's global store is not this registry
+    mlflow.set_tracking_uri(elsewhere)
+    mlflow.set_registry_uri(elsewhere)
     loaded = {
         "models:/name/version": registry.load_version(version),
         "the run's logged model": registry.load_model(uri),
@@ -56,7 +59,7 @@ def test_a_skops_model_loads_as_the_same_fitted_model_by_every_uri(registry: Mod
         "local path": model_files.load_model(local, tracking_uri="", registry_uri=""),
     }
     rows = wine()[0].sample(40, random_state=1)
-    reference = mlflow.sklearn.load_model(f"models:/{NAME}/{version}")  # what the stages loaded before
+    reference = mlflow.sklearn.load_model(local)  # what the stages loaded before
     for how, got in loaded.items():
         assert type(got) is Pipeline and got.get_params().keys() == model.get_params().keys(), how
         assert got.predict(rows).tolist() == model.predict(rows).tolist() == reference.predict(rows).tolist(), how
