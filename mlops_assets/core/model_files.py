@@ -49,8 +49,8 @@ def load_model(uri: str, *, tracking_uri: str, registry_uri: str) -> Any:
 def local_copy(uri: str, *, tracking_uri: str, registry_uri: str) -> Iterator[Path]:
     """The model directory ``uri`` names on this machine: in place when it is already here, else downloaded by
     MLflow into a temporary directory that is removed when the block ends."""
-    if urllib.parse.urlparse(uri).scheme == "models":
-        uri = registry_location(uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
+    if urllib.parse.urlparse(uri).scheme in ("models", "runs"):
+        uri = artifact_location(uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
     local = local_dir(uri)
     if local is not None:
         yield local
@@ -65,23 +65,36 @@ def local_copy(uri: str, *, tracking_uri: str, registry_uri: str) -> Iterator[Pa
         )
 
 
-def registry_location(uri: str, *, tracking_uri: str, registry_uri: str) -> str:
-    """Where the artifacts of a ``models:/`` URI (a registered version or alias, or a logged model's id) are, asked
-    of this registry with MLflow's own URI parser: MLflow's artifact repository for such URIs asks the
-    process-global registry instead, whatever registry URI it is given."""
+def artifact_location(uri: str, *, tracking_uri: str, registry_uri: str) -> str:
+    """Where the artifacts of a ``models:/`` URI (a registered version or alias, a logged model's id) or a
+    ``runs:/<run id>/<name>`` URI (the model a run logged under that name, else the run's own artifact) are, asked
+    of this store and registry with MLflow's own URI parsers: MLflow's artifact repositories for such URIs look
+    logged models up in the process-global registry, whatever URIs they are given."""
     import posixpath
 
     from mlflow import MlflowClient
     from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
     from mlflow.store.artifact.utils.models import get_model_name_and_version
 
-    base, sub_path = ModelsArtifactRepository.split_models_uri(uri)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
-    found = get_model_name_and_version(client, base)
-    if len(found) == 1:  # models:/<model id>: a logged model, registered or not
-        location = client.get_logged_model(found[0]).artifact_location
+    if ModelsArtifactRepository.is_models_uri(uri):
+        base, sub_path = ModelsArtifactRepository.split_models_uri(uri)
+        found = get_model_name_and_version(client, base)
+        if len(found) == 1:  # models:/<model id>: a logged model, registered or not
+            location = client.get_logged_model(found[0]).artifact_location
+        else:
+            location = client.get_model_version_download_uri(*found)
     else:
-        location = client.get_model_version_download_uri(*found)
+        run_id, path = RunsArtifactRepository.parse_runs_uri(uri)
+        run = client.get_run(run_id)
+        name, _, rest = (path or "").partition("/")
+        logged = client.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{run_id}' AND name = '{name}'",
+            max_results=1,
+        )
+        location, sub_path = (logged[0].artifact_location, rest) if logged else (run.info.artifact_uri, path)
     return posixpath.join(location, sub_path) if sub_path else location
 
 

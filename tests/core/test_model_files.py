@@ -49,12 +49,17 @@ def test_a_skops_model_loads_as_the_same_fitted_model_by_every_uri(registry: Mod
     download_uri = registry.client().get_model_version_download_uri(NAME, version)
     assert download_uri.startswith("file:") and uri.startswith("models:/m-")  # read in place / downloaded
     local = mlflow.artifacts.download_artifacts(artifact_uri=download_uri, dst_path=str(tmp_path / "copy"))
+    with mlflow.start_run() as plain:  # a model kept as a plain run artifact, as MLflow 2 logged models
+        mlflow.log_artifacts(local, "plain")
+    run_id = registry.client().get_model_version(NAME, version).run_id
     elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"  # the module's global store is not this registry
     mlflow.set_tracking_uri(elsewhere)
     mlflow.set_registry_uri(elsewhere)
     loaded = {
         "models:/name/version": registry.load_version(version),
-        "the run's logged model": registry.load_model(uri),
+        "the logged model's id": registry.load_model(uri),
+        "runs:/ run artifact": registry.load_model(f"runs:/{plain.info.run_id}/plain"),
+        "runs:/ logged model": registry.load_model(f"runs:/{run_id}/model"),
         "file: artifact URI": registry.load_model(download_uri),
         "local path": model_files.load_model(local, tracking_uri="", registry_uri=""),
     }
