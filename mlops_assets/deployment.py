@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import mlflow
 from dagster import AssetExecutionContext, AssetsDefinition, Config, Failure, MetadataValue, Output, asset
 
 from mlops_assets.core.audit import format_line
@@ -70,7 +69,7 @@ def deployment(context: AssetExecutionContext, config: DeploymentConfig, store: 
     holdout = store.holdout(registered_model["dataset_id"])
     x, _ = xy(holdout.head(SMOKE_ROWS), spec)
     try:
-        model = mlflow.sklearn.load_model(f"models:/{tracking.model_name}/{version}")
+        model = tracking.load_version(version)
         online = list(model.predict(x))
     except Exception as exc:  # any load failure must stop the release, whatever its cause
         alerts.alert("deployment_failed", f"v{version} failed to load from the registry: {exc}", severity="error")

@@ -174,7 +174,7 @@ def _estimate_day(
             "status": "insufficient_data",
             "detail": f"no predictions of champion v{version} logged for event day {day}",
         }, []
-    model = mlflow.sklearn.load_model(f"models:/{tracking.model_name}/{version}")
+    model = tracking.load_version(version)
     estimator = _reference(spec, store, tracking, version, dataset_id, model)
     day_summary = _summary(today, _judge(today, estimator, spec, model, config), metric, baseline, config)
     chunk_summary = _summary(chunk, _judge(chunk, estimator, spec, model, config), metric, baseline, config)

@@ -3,6 +3,7 @@
 import base64
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from dagster import (
@@ -11,6 +12,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     Config,
+    Failure,
     MetadataValue,
     Output,
     asset,
@@ -20,6 +22,7 @@ from mlops_assets.core import evaluation as logic
 from mlops_assets.core.contracts import CHAMPION, LINEAGE_GATE
 from mlops_assets.core.features import xy
 from mlops_assets.core.metrics import compute_metrics, metric_notes, per_class_metrics
+from mlops_assets.core.model_files import ModelFormatError
 from mlops_assets.core.plots import evaluation_plots
 from mlops_assets.core.tables import markdown_table
 from mlops_assets.records import CandidateRecord, EvaluationRecord
@@ -68,13 +71,14 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: 
         candidate, cand_metrics = handed_over[0], dict(handed_over[1])
         context.log.debug(f"candidate {candidate_model['model_uri']} handed over in process, not reloaded")
     else:
-        candidate = mlflow.sklearn.load_model(candidate_model["model_uri"])
+        candidate = _load(tracking, alerts, candidate_model, "candidate", candidate_model["model_uri"])
         cand_metrics = compute_metrics(candidate, holdout, spec)
 
     champion_version = tracking.version_by_alias(CHAMPION)
     champ_metrics = None
     if champion_version is not None:
-        champion = mlflow.sklearn.load_model(f"models:/{tracking.model_name}/{champion_version.version}")
+        champion = _load(tracking, alerts, candidate_model, f"champion v{champion_version.version}",
+                         f"models:/{tracking.model_name}/{champion_version.version}")
         champ_metrics = compute_metrics(champion, holdout, spec)
     thresholds = dict(config.thresholds) or logic.DEFAULT_THRESHOLDS[spec.task]
     notes = metric_notes(cand_metrics, holdout, spec)
@@ -123,6 +127,18 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, store: 
         "mlflow_run": MetadataValue.url(tracking.run_url(candidate_model["experiment_id"], candidate_model["run_id"])),
     })
     yield _gate_result(record)
+
+
+def _load(tracking: MlflowTracking, alerts: Alerter, candidate_model: CandidateRecord, role: str, uri: str) -> Any:
+    """A model the gate scores, skops only; one the platform refuses to load (a pickle, trusted types beyond the
+    allowlist) fails the gate loudly with the reason instead of being compared or unpickled."""
+    try:
+        return tracking.load_model(uri)
+    except ModelFormatError as exc:
+        reason = f"the {role} cannot be loaded: {exc}"
+        alerts.alert("gate_failed", f"candidate from run {candidate_model['run_id']} not registered: {reason}",
+                     severity="error", dataset=candidate_model["dataset_id"])
+        raise Failure(description=f"quality gate not evaluated, nothing registered: {reason}") from exc
 
 
 def _gate_result(evaluation: EvaluationRecord) -> AssetCheckResult:

@@ -14,7 +14,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -23,6 +22,7 @@ from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
     Config,
+    Failure,
     MetadataValue,
     Output,
     asset,
@@ -32,6 +32,7 @@ from mlops_assets.core import contracts
 from mlops_assets.core.contracts import CHAMPION, MONITORED_VERSION_TAG, RunKind
 from mlops_assets.core.drift import DriftConfig, detect_drift
 from mlops_assets.core.event_time import EventLog
+from mlops_assets.core.model_files import ModelFormatError
 from mlops_assets.core.monitoring import LiveMetrics, decay_detected, join_feedback, live_metrics
 from mlops_assets.core.plots import drift_overlays
 from mlops_assets.core.realized import IntervalRule, label_coverage, realized_metrics
@@ -197,7 +198,7 @@ def _output_drift(spec: DatasetSpec, reference: pd.DataFrame, current: pd.DataFr
     (labels delivered for the day vs the training labels), each as a one-column drift test."""
     kind = "categorical" if spec.task == "classification" else "numeric"
     sample = reference.sample(min(len(reference), REFERENCE_PREDICTIONS), random_state=0)
-    model = mlflow.sklearn.load_model(f"models:/{tracking.model_name}/{version}")
+    model = tracking.load_version(version)
     served = current["prediction"] if "prediction" in current else pd.Series(dtype=object)
     pred = detect_drift(pd.DataFrame({"prediction": model.predict(sample[spec.feature_names])}),
                         pd.DataFrame({"prediction": served.to_numpy()}), columns={"prediction": kind}, config=config)
@@ -229,7 +230,8 @@ def monitor_days(context: AssetExecutionContext, store: DataStore, tracking: Mlf
                  prediction_log: PredictionLog, compute: Callable[[date, Windows], DayResult],
                  judge: Callable[[dict[str, Any]], AssetCheckResult]) -> Iterator[Output | AssetCheckResult]:
     """One day per run from sensors and the UI; a whole range in one run for CLI backfills (single-run
-    backfill policy): then the value maps day -> record. The asset check judges the newest day's record. Each
+    backfill policy): then the value maps day -> record. A champion refused by the loader fails the step
+    with the reason. The asset check judges the newest day's record. Each
     day is logged into the monitoring run's MLflow run (step = the day's place in the range), linked here."""
     windows = Windows(store, prediction_log)
     name = context.asset_key.to_user_string()
@@ -237,7 +239,11 @@ def monitor_days(context: AssetExecutionContext, store: DataStore, tracking: Mlf
     results: dict[str, DayResult] = {}
     with tracking.dagster_run_mlflow(context, RunKind.MONITORING) as run:
         for step, key in enumerate(keys):
-            results[key] = compute(date.fromisoformat(key), windows)
+            try:
+                results[key] = compute(date.fromisoformat(key), windows)
+            except ModelFormatError as exc:  # a champion the platform refuses to load: say why, no trace
+                raise Failure(description=f"{name} for {key} not computed: the champion cannot be loaded: "
+                                          f"{exc}") from exc
             _log_day(run, name, key, step, results[key])
         record, metadata, _ = results[keys[-1]]
         version = record.get("champion_version")

@@ -22,7 +22,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from mlops_assets import settings
-from mlops_assets.core import audit
+from mlops_assets.core import audit, model_files
 from mlops_assets.core import contracts as c
 from mlops_assets.core.code_version import code_version, git_commit
 from mlops_assets.core.contracts import AuditAction
@@ -115,6 +115,15 @@ class RegistryOperations:
             self._raise_unless_absent(exc)
             return []
         return sorted((VersionInfo.of(v) for v in found), key=lambda v: int(v.version))
+
+    def load_model(self, uri: str) -> Any:
+        """The fitted model at an MLflow URI, fetched with this registry's URIs and loaded with skops only, as
+        every stage loads one (``core.model_files``: a pickled model is refused, never unpickled)."""
+        return model_files.load_model(uri, tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+
+    def load_version(self, version: str) -> Any:
+        """Registered ``version`` of this model, loaded as ``load_model`` loads any."""
+        return self.load_model(f"models:/{self.model_name}/{version}")
 
     def _raise_unless_absent(self, exc: MlflowException) -> None:
         if exc.error_code not in _ABSENT:

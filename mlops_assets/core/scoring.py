@@ -16,14 +16,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
@@ -66,11 +64,7 @@ def choose_model(registry: RegistryOperations, pinned: str | None) -> tuple[str,
             raise ValueError(f"model {registry.model_name!r} has no champion yet: train one (`mlops train`) or "
                              "pin a registered version")
         version = champion.version
-    uri = registry.client().get_model_version_download_uri(registry.model_name, version)
-    with tempfile.TemporaryDirectory(prefix="mlops-score-") as tmp:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=registry.tracking_uri,
-                                                    registry_uri=registry.registry_uri)
-        return version, Predictor.of(mlflow.sklearn.load_model(local))
+    return version, Predictor.of(registry.load_version(version))
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +15,7 @@ import yaml
 from mlops_assets import settings
 from mlops_assets.cli import main
 from mlops_assets.core.predictions import read_predictions, utc_now
-from tests.support.tiny_models import Store, data, train
+from tests.support.tiny_models import Store, Trap, data, log_model, train
 
 SCRIPT = ("import sys; from mlops_assets.cli import main; code = main(sys.argv[1:]); "
           "print('DAGSTER-IMPORTED' if 'dagster' in sys.modules else 'no-dagster'); sys.exit(code)")
@@ -67,3 +68,22 @@ def test_mlops_score_prints_counts_report_and_output(home, tmp_path: Path, capsy
     assert main(["score", str(path)]) == 1
     err = capsys.readouterr().err
     assert "x: missing required column" in err and f"report: {lay.scoring_reports / 'week-48.report.json'}" in err
+
+
+def test_mlops_score_refuses_a_pickled_version_with_the_reason_and_never_runs_it(home, tmp_path: Path, capsys):
+    marker = tmp_path / "the-pickle-ran"
+    uri = f"sqlite:///{home.mlflow_dir / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mlflow.set_experiment("gateway-tests")
+    _, version = log_model(Trap(marker), settings.DEFAULT_MODEL_NAME, serialization_format="pickle")
+    rows, _ = data(5, 3)
+    rows.insert(0, "id", np.arange(5))
+    path = tmp_path / "pinned.csv"
+    rows.to_csv(path, index=False)
+    assert main(["score", str(path), "--version", version]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # after MLflow's own warning about logging a pickle
+    assert last.startswith(f"error: models:/{settings.DEFAULT_MODEL_NAME}/{version}: the model is saved as 'pickle'")
+    assert "serialization_format='skops'" in last and "Traceback" not in err
+    assert not marker.exists(), "scoring ran the pickle's code"

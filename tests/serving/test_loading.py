@@ -1,6 +1,7 @@
 """The gateway's start-up path: the champion is found and loaded without importing MLflow on a local store, and
 is the same model, signature and answers as MLflow's client gives; an MLflow server (REST registry, artifacts
-through its proxy) still serves; files the gateway must not load are refused with the reason."""
+through its proxy) still serves. What the loader refuses (pickles, trust lists, paths) is tested where it lives,
+tests/core/test_model_files.py."""
 
 from __future__ import annotations
 
@@ -11,23 +12,13 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
-import pytest
-import skops.io as sio
-import yaml
-from sklearn.compose import ColumnTransformer
-from sklearn.datasets import load_wine
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from mlops_assets.serving import protocol
 from mlops_assets.serving.config import GatewayConfig
-from mlops_assets.serving.loading import ModelFormatError, read_model_dir
 from mlops_assets.serving.models import ModelManager
 from tests.support.servers import MlflowServer
-from tests.support.tiny_models import MODEL, Store
+from tests.support.tiny_models import MODEL, Store, wine, wine_model
 
 # Runs the gateway's model manager in a fresh process: what it serves, its answers, and what it imported.
 PROBE = """
@@ -47,21 +38,6 @@ print(json.dumps({"served": served, "error": manager.last_error, "labels": predi
                   "compiled": slot.fast is not None,
                   "imported": sorted({m.split(".")[0] for m in sys.modules} & {"mlflow", "sqlalchemy", "alembic"})}))
 """
-
-
-def wine() -> tuple[pd.DataFrame, pd.Series]:
-    x, y = load_wine(return_X_y=True, as_frame=True)
-    return x, y
-
-
-def wine_model() -> Pipeline:
-    """The platform's shape on real data: imputed and scaled columns before gradient-boosted trees (whose skops
-    file carries types outside skops' defaults, trusted by name in its MLmodel)."""
-    x, y = wine()
-    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    pre = ColumnTransformer([("num", numeric, list(x.columns))])
-    model = HistGradientBoostingClassifier(max_iter=20, random_state=0)
-    return Pipeline([("pre", pre), ("model", model)]).fit(x, y)
 
 
 def mlflows_own(store: Store, version: str, tmp: Path) -> tuple[Pipeline, protocol.InputSchema]:
@@ -132,34 +108,3 @@ def test_an_mlflow_server_still_serves_through_its_rest_api_and_artifact_proxy(t
         assert "registry unreachable" in manager.last_error and server.url in manager.last_error
     finally:
         server.stop()
-
-
-def saved(model: Pipeline, path: Path, **kwargs: object) -> Path:
-    """``model`` saved by MLflow as a model directory, with a signature and an input example."""
-    mlflow.sklearn.save_model(model, path, input_example=wine()[0].head(3), pip_requirements=["scikit-learn"], **kwargs)
-    return path
-
-
-def test_files_the_gateway_must_not_load_are_refused_with_the_reason(tmp_path: Path):
-    model = wine_model()
-    pickled = saved(model, tmp_path / "pickled", serialization_format="cloudpickle")
-    with pytest.raises(ModelFormatError, match="saved as 'cloudpickle'.*only skops"):
-        read_model_dir(pickled)
-
-    trusted = sio.get_untrusted_types(data=sio.dumps(model))
-    path = saved(model, tmp_path / "skops", serialization_format="skops", skops_trusted_types=trusted)
-    assert read_model_dir(path).schema.columns == tuple(wine()[0].columns)  # as saved, it loads
-    mlmodel = path / "MLmodel"
-    original = mlmodel.read_text()
-    tampered = yaml.safe_load(original)  # an MLmodel that no longer trusts what the skops file carries
-    tampered["flavors"]["sklearn"]["skops_trusted_types"] = ["numpy.dtype"]
-    mlmodel.write_text(yaml.safe_dump(tampered))
-    with pytest.raises(sio.exceptions.UntrustedTypesFoundException, match="TreePredictor"):
-        read_model_dir(path)
-    tampered["flavors"]["sklearn"]["skops_trusted_types"] = [*trusted, "builtins.exec"]  # asks to trust more
-    mlmodel.write_text(yaml.safe_dump(tampered))
-    with pytest.raises(ModelFormatError, match=r"asks to trust \['builtins.exec'\].*re-register"):
-        read_model_dir(path)
-    mlmodel.write_text(original.replace("pickled_model: model.skops", "pickled_model: ../model.skops"))
-    with pytest.raises(ModelFormatError, match="outside the model's directory"):
-        read_model_dir(path)

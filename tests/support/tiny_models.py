@@ -19,6 +19,9 @@ import pandas as pd
 import skops.io as sio
 from mlflow.models import infer_signature
 from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_wine
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -44,6 +47,40 @@ def train(seed: int, flip: bool = False) -> Pipeline:
     onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
     pre = ColumnTransformer([("num", StandardScaler(), ["x"]), ("cat", onehot, ["colour"])])
     return Pipeline([("pre", pre), ("model", LogisticRegression())]).fit(x, 1 - y if flip else y)
+
+
+def wine() -> tuple[pd.DataFrame, pd.Series]:
+    x, y = load_wine(return_X_y=True, as_frame=True)
+    return x, y
+
+
+def wine_model() -> Pipeline:
+    """The platform's shape on real data: imputed and scaled columns before gradient-boosted trees (whose skops
+    file carries types outside skops' defaults, trusted by name in its MLmodel)."""
+    x, y = wine()
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    pre = ColumnTransformer([("num", numeric, list(x.columns))])
+    model = HistGradientBoostingClassifier(max_iter=20, random_state=0)
+    return Pipeline([("pre", pre), ("model", model)]).fit(x, y)
+
+
+class Trap:
+    """What a hand-registered pickle can carry: unpickling it calls ``Path.touch(marker)`` (any code could run)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return Path.touch, (self.marker,)
+
+
+def log_model(model: object, name: str, **kwargs: object) -> tuple[str, str]:
+    """``model`` logged by ``mlflow.sklearn.log_model`` in a run of the mlflow module's current experiment and
+    registered as the next version of ``name``, as anyone could do by hand: (its logged model URI, version)."""
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
+                                        pip_requirements=["scikit-learn"], **kwargs)  # no requirement inference
+    return info.model_uri, str(info.registered_model_version)
 
 
 def split(frame: pd.DataFrame) -> dict:
