@@ -4,7 +4,9 @@ A classifier's probabilities are computed once per call; the label is derived fr
 argmax) where that is exactly what the estimator's own ``predict`` does, so logging probabilities costs no
 second pass. scikit-learn's HistGradientBoosting, RandomForest and LogisticRegression classifiers predict the
 class of highest probability by construction (``tests/core/test_probabilities.py`` checks it on real data
-sets); any other classifier has both methods called. No Dagster import: the gateway uses this module.
+sets), except where two classes tie for it once rounded: there some take the label from the unrounded
+decision, so tied rows alone are asked of ``predict``. Any other classifier has both methods called. No Dagster
+import: the gateway uses this module.
 """
 
 from __future__ import annotations
@@ -67,6 +69,14 @@ class Predictor:
         if self.classes is None:
             return Predicted(np.asarray(self.model.predict(frame)))
         proba = np.asarray(self.model.predict_proba(frame), dtype=np.float64)
-        if self.derive_labels:
-            return Predicted(np.asarray(self.model.classes_)[proba.argmax(axis=1)], proba)
-        return Predicted(np.asarray(self.model.predict(frame)), proba)
+        if not self.derive_labels:
+            return Predicted(np.asarray(self.model.predict(frame)), proba)
+        best = proba.argmax(axis=1)
+        labels = np.asarray(self.model.classes_)[best]
+        # A tie for the highest probability (e.g. 0.5/0.5 from a decision of 1e-20) may hide a label ``predict``
+        # takes from the unrounded decision: those rows, and only those, ask ``predict`` itself.
+        tied = (proba == proba[np.arange(len(proba)), best][:, None]).sum(axis=1) > 1
+        if tied.any():
+            rows = frame.iloc[tied] if isinstance(frame, pd.DataFrame) else frame[tied]
+            labels[tied] = self.model.predict(rows)
+        return Predicted(labels, proba)

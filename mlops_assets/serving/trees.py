@@ -86,13 +86,15 @@ class CompiledTrees:
         return all(np.array_equal(self._sum(self.value.take(walk(X, has_nan))), expected) for walk in walks)
 
     def predict(self, X: np.ndarray) -> Predicted:
-        """What ``Predictor.of(estimator).predict(X)`` gives: labels (the class of highest probability) and
-        probabilities for a classifier, values for a regressor."""
+        """What the estimator's ``predict`` and ``predict_proba`` give: for a classifier the label chosen from
+        the raw predictions as sklearn chooses it (``raw > 0`` for two classes, else the argmax: the argmax of
+        rounded probabilities can differ on a near tie) and the probabilities; for a regressor the values."""
         raw = self.raw(X)
         if self.classes is None:
             return Predicted(np.asarray(self.loss.link.inverse(raw.ravel())))
         proba = np.asarray(self.loss.predict_proba(raw), dtype=np.float64)
-        return Predicted(self.classes[proba.argmax(axis=1)], proba)
+        chosen = (raw[:, 0] > 0).astype(np.intp) if raw.shape[1] == 1 else raw.argmax(axis=1)
+        return Predicted(self.classes[chosen], proba)
 
     def _checked(self, X: np.ndarray) -> tuple[np.ndarray, bool]:
         """``X`` as the walks read it (C-ordered float64, as sklearn's validation converts it), and whether it

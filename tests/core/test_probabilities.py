@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from sklearn import datasets
+from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
 from mlops_assets.core.probabilities import Predictor
@@ -57,3 +58,21 @@ def test_the_log_reader_spreads_probabilities_into_one_column_per_class(tmp_path
     assert frame["proba_dog"].tolist()[:2] == [0.1, 0.8] and np.isnan(frame.loc[2, "proba_cat"])
     assert frame.loc[3, ["proba_cat", "proba_dog", "proba_bird"]].tolist() == [0.1, 0.1, 0.8]
     assert frame["slot"].tolist() == ["champion", "champion", "champion", "batch"]
+
+
+def test_a_tie_in_the_rounded_probabilities_takes_predicts_label():
+    """A decision of 1e-20 rounds both probabilities to 0.5: the argmax says the first class, ``predict`` (the
+    sign of the decision) the second; the tied row gets predict's label, the others keep the argmax."""
+    bunch = datasets.load_breast_cancer()
+    x, y = bunch.data[:, :3], bunch.target
+    model = LogisticRegression(max_iter=5000).fit(x, y)
+    model.coef_[:] = 0.0
+    model.intercept_[:] = 1e-20
+    model.coef_[0, 0] = -1e-3  # rows differ: a large first feature decides the first class outright
+    rows = np.vstack([np.zeros((1, 3)), x[:4]])
+    predictor = Predictor.of(model)
+    assert predictor.derive_labels
+    got = predictor.predict(rows)
+    assert got.proba[0, 0] == got.proba[0, 1] == 0.5 and model.predict(rows)[0] == 1
+    np.testing.assert_array_equal(got.labels, model.predict(rows))
+    np.testing.assert_array_equal(got.proba, model.predict_proba(rows))

@@ -139,3 +139,19 @@ def test_the_demo_pipeline_answers_small_calls_through_its_trees() -> None:
     with pytest.raises(AttributeError):  # a bigger call is the estimator's own
         trees_only.predict(big)
     assert np.array_equal(fast.predict(big).proba, model.predict_proba(scored))
+
+
+@pytest.mark.parametrize(("name", "baseline", "label"), [("breast_cancer", [1e-20], 1), ("iris", [0.0, 1e-20, 0.0], 1)])
+def test_a_near_tie_takes_the_label_sklearn_takes(name: str, baseline: list[float], label: int) -> None:
+    """Every leaf 0 and a baseline of 1e-20 for one class: the probabilities round to a tie (their argmax would
+    say the first class) while sklearn's predict reads the raw predictions (the class with 1e-20)."""
+    estimator, x = _fit(name, "shallow")
+    for iteration in estimator._predictors:
+        for tree in iteration:
+            tree.nodes["value"] = 0.0
+    estimator._baseline_prediction = np.array([baseline])
+    rows = x[:5]
+    predicted = compile_trees(estimator).predict(rows)
+    assert set(estimator.predict(rows)) == {label} and len(set(predicted.proba[0])) == 1
+    assert np.array_equal(predicted.labels, estimator.predict(rows))
+    assert np.array_equal(predicted.proba, estimator.predict_proba(rows))
