@@ -1,11 +1,11 @@
 """The micro-batcher: concurrent requests merged into one ``predict`` call.
 
 A scikit-learn Pipeline costs about the same per call for one row as for a hundred, so merging the requests
-that arrive together multiplies throughput. A small call of a compiled model (``serving.fastpath``: a few
-numpy operations, ~0.1-0.3 ms) runs right on the event loop: handing it to a thread and back costs more than
-the call (thread wake-ups and GIL hand-offs; ``benchmarks/serving.py`` measured a fifth less CPU per request
-inline). Every other call (large, or a pipeline served through pandas) runs on a worker thread, so the loop
-keeps reading requests meanwhile.
+that arrive together multiplies throughput. A small call of a light compiled model (``FastPipeline.light``: a
+few numpy operations, ~0.05-0.3 ms) runs right on the event loop: handing it to a thread and back costs more
+than the call (thread wake-ups and GIL hand-offs; ``benchmarks/serving.py`` measured a fifth less CPU per
+request inline). Every other call (large, a heavier model, or a pipeline served through pandas) runs on a
+worker thread, so the loop keeps reading requests meanwhile.
 
 A call of a few rows runs with one OpenMP thread: HistGradientBoosting's prediction otherwise starts a
 parallel region per tree, and waking the team costs far more than predicting a few rows (several ms per call
@@ -32,7 +32,7 @@ from mlops_assets.serving.models import Slot
 MAX_BATCH_ROWS = 4096  # rows merged into one predict call; a bigger request still goes alone
 BATCH_WINDOW_SECONDS = 0.002  # the longest a call waits for the requests it expects (see Batcher)
 SINGLE_THREAD_ROWS = 512  # calls of up to this many rows run with one OpenMP thread (the module's docstring)
-INLINE_ROWS = 64  # compiled calls of up to this many rows run on the event loop (the module's docstring)
+INLINE_ROWS = 64  # light compiled calls of up to this many rows run on the event loop (the module's docstring)
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class Batcher:
                 if self._on_calls is not None:
                     self._on_calls(calls)
                 try:
-                    if rows <= INLINE_ROWS and all(job.slot.fast is not None for job in jobs):
+                    if rows <= INLINE_ROWS and all(job.slot.fast is not None and job.slot.fast.light for job in jobs):
                         results = self._predict(jobs, rows)
                     else:
                         results = await loop.run_in_executor(self._executor, self._predict, jobs, rows)

@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from mlops_assets.serving.batching import INLINE_ROWS, Batcher
@@ -19,7 +20,15 @@ class ThreadNotingRegression(LogisticRegression):
     """A real logistic regression that notes which thread asked for its probabilities."""
 
     def predict_proba(self, X):  # noqa: N803 (scikit-learn's argument name)
-        self.threads_.append(threading.get_ident())
+        self.__dict__.setdefault("threads_", []).append(threading.get_ident())
+        return super().predict_proba(X)
+
+
+class ThreadNotingForest(RandomForestClassifier):
+    """A real random forest that notes which thread asked for its probabilities."""
+
+    def predict_proba(self, X):  # noqa: N803 (scikit-learn's argument name)
+        self.__dict__.setdefault("threads_", []).append(threading.get_ident())
         return super().predict_proba(X)
 
 
@@ -37,14 +46,18 @@ def _answers(slot: Slot, parts: list[pd.DataFrame]) -> tuple[list, int]:
     return asyncio.run(run())
 
 
-def test_small_compiled_calls_run_on_the_loop_and_large_or_uncompiled_ones_on_the_worker() -> None:
+def test_small_light_calls_run_on_the_loop_and_large_heavy_or_uncompiled_ones_on_the_worker() -> None:
     x, y, numeric, categorical = _frame("breast_cancer")
     model = _pipeline(numeric, categorical, ThreadNotingRegression(max_iter=2000)).fit(x, y)
-    estimator = model.named_steps["model"]
-    compiled = _slot(model, x)
+    forest = _pipeline(numeric, categorical, ThreadNotingForest(n_estimators=20, random_state=0)).fit(x, y)
+    compiled, heavy = _slot(model, x), _slot(forest, x)
+    assert compiled.fast.light and not heavy.fast.light
     uncompiled = Slot("1", model, compiled.schema, "now")  # served through the pipeline's pandas path
     small, large = [x.iloc[i : i + 3] for i in range(0, 12, 3)], [x.iloc[: INLINE_ROWS + 1]]
-    for slot, parts, on_loop in ((compiled, small, True), (compiled, large, False), (uncompiled, small, False)):
+    cases = ((compiled, small, True), (compiled, large, False), (uncompiled, small, False), (heavy, small, False))
+    for slot, parts, on_loop in cases:
+        model = slot.model
+        estimator = model.named_steps["model"]
         estimator.threads_ = []
         answers, loop_thread = _answers(slot, parts)
         assert estimator.threads_ and all((t == loop_thread) is on_loop for t in estimator.threads_)
