@@ -27,8 +27,11 @@ from mlops_assets.serving.transport import OneWriteHttpToolsProtocol
 # before closing them: within the grace `mlops up` gives its children after ending runs (30 - 8 - 5 s), and long
 # past any scoring request.
 DRAIN_SECONDS = 15
+# proxy_headers off: the gateway reads no client address (no access log, tokens for auth), so uvicorn's
+# X-Forwarded-* rewriting, a middleware layer on every request, has nothing to feed.
 UVICORN_OPTIONS: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "on",
-                                   "timeout_graceful_shutdown": DRAIN_SECONDS, "http": OneWriteHttpToolsProtocol}
+                                   "timeout_graceful_shutdown": DRAIN_SECONDS, "http": OneWriteHttpToolsProtocol,
+                                   "proxy_headers": False}
 
 
 def run_workers(config: GatewayConfig, workers: int) -> None:
